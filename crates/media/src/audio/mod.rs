@@ -1,0 +1,335 @@
+//! Audio in and out of a call: one backend interface, several backends.
+//!
+//! Every backend has the same shape: a capture side that writes mono 16-bit
+//! samples into a lock-free ring at its own clock ([`MicStream`]), and a
+//! playback side that takes them out of another ring at its own clock
+//! ([`SpeakerStream`]). The code above the rings ([`Microphone`],
+//! [`Speaker`]) is shared, so a headless run with WAV files exercises the same
+//! pipeline as a sound card.
+//!
+//! Backends:
+//! - [`device`]: the sound card, through cpal (ALSA, or PulseAudio/PipeWire).
+//! - [`wav`]: a WAV file played as a microphone in real time, and a WAV file
+//!   recorded as a speaker in real time.
+//! - [`null`]: silence in, nothing out, at real-time pace.
+
+pub mod device;
+pub mod null;
+pub mod wav;
+
+mod pace;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::codec::resample::Resampler;
+
+/// How long each ring can hold, in seconds of audio.
+const RING_SECONDS: u32 = 1;
+
+/// Where a call's audio comes from or goes to, as named on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudioSpec {
+    /// The default sound device.
+    Default,
+    /// A sound device by (part of) its name, as `ipphone devices` lists it.
+    Device(String),
+    /// A WAV file: read as a microphone, written as a speaker.
+    Wav(PathBuf),
+    /// Silence as a microphone; a speaker that discards.
+    Null,
+}
+
+impl FromStr for AudioSpec {
+    type Err = AudioError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "" => return Err(AudioError::BadSpec("an empty audio name".into())),
+            "default" => AudioSpec::Default,
+            "null" => AudioSpec::Null,
+            s if s.to_ascii_lowercase().ends_with(".wav") => AudioSpec::Wav(PathBuf::from(s)),
+            s => AudioSpec::Device(s.to_owned()),
+        })
+    }
+}
+
+impl fmt::Display for AudioSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AudioSpec::Default => f.write_str("default"),
+            AudioSpec::Device(name) => f.write_str(name),
+            AudioSpec::Wav(path) => write!(f, "{}", path.display()),
+            AudioSpec::Null => f.write_str("null"),
+        }
+    }
+}
+
+/// Why audio could not be opened or kept running.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    #[error("{0} is not a usable audio name (use default, null, a device name or FILE.wav)")]
+    BadSpec(String),
+    #[error(
+        "no sound card found: {0}; use --mic/--speaker with FILE.wav or null to run without one"
+    )]
+    NoDevice(String),
+    #[error("sound device error: {0}")]
+    Device(String),
+    #[error("cannot read {path} as a WAV file: {reason}")]
+    WavRead { path: PathBuf, reason: String },
+    #[error("cannot write {path}: {reason}")]
+    WavWrite { path: PathBuf, reason: String },
+}
+
+/// Counters that a backend's real-time side bumps without locking.
+#[derive(Debug, Default)]
+pub struct StreamCounters {
+    /// Capture: samples lost because the ring was full. Playback: samples of
+    /// silence played because the ring was empty.
+    pub xruns: AtomicU64,
+    /// Set when a microphone has reached the end of its input (a WAV file);
+    /// from then on it delivers silence.
+    pub ended: AtomicBool,
+}
+
+/// Something that must stay alive while a stream runs: a device stream, a
+/// pacing thread. Dropping it stops the stream (and finishes a recording).
+pub trait StreamGuard: Send {}
+impl<T: Send> StreamGuard for T {}
+
+/// The capture side of a backend: samples at `rate` Hz appear in `ring` at
+/// the pace of the backend's clock.
+pub struct MicStream {
+    pub rate: u32,
+    pub ring: rtrb::Consumer<i16>,
+    pub counters: Arc<StreamCounters>,
+    pub guard: Box<dyn StreamGuard>,
+}
+
+/// The playback side of a backend: samples pushed into `ring` are played at
+/// `rate` Hz at the pace of the backend's clock.
+pub struct SpeakerStream {
+    pub rate: u32,
+    pub ring: rtrb::Producer<i16>,
+    /// How many samples the backend holds beyond the ring (device buffers).
+    pub device_latency: usize,
+    pub counters: Arc<StreamCounters>,
+    pub guard: Box<dyn StreamGuard>,
+}
+
+/// Opens the capture side of `spec`, at `preferred_rate` if the backend can.
+pub fn open_mic(spec: &AudioSpec, preferred_rate: u32) -> Result<MicStream, AudioError> {
+    match spec {
+        AudioSpec::Default => device::open_mic(None, preferred_rate),
+        AudioSpec::Device(name) => device::open_mic(Some(name), preferred_rate),
+        AudioSpec::Wav(path) => wav::open_mic(path),
+        AudioSpec::Null => Ok(null::open_mic(preferred_rate)),
+    }
+}
+
+/// Opens the playback side of `spec`, at `preferred_rate` if the backend can.
+pub fn open_speaker(spec: &AudioSpec, preferred_rate: u32) -> Result<SpeakerStream, AudioError> {
+    match spec {
+        AudioSpec::Default => device::open_speaker(None, preferred_rate),
+        AudioSpec::Device(name) => device::open_speaker(Some(name), preferred_rate),
+        AudioSpec::Wav(path) => wav::open_speaker(path, preferred_rate),
+        AudioSpec::Null => Ok(null::open_speaker(preferred_rate)),
+    }
+}
+
+/// Checks, before a call, that `spec` can serve as a microphone: a WAV file
+/// must exist and parse. Devices are checked when they are opened.
+pub fn check_mic(spec: &AudioSpec) -> Result<(), AudioError> {
+    match spec {
+        AudioSpec::Wav(path) => wav::check_readable(path),
+        _ => Ok(()),
+    }
+}
+
+/// A microphone at the call's sample rate: the backend's samples, resampled.
+pub struct Microphone {
+    stream: MicStream,
+    resampler: Resampler,
+    input: Vec<i16>,
+    pending: Vec<i16>,
+    rate: u32,
+}
+
+impl Microphone {
+    /// Opens `spec` and converts its samples to `rate` Hz.
+    pub fn open(spec: &AudioSpec, rate: u32) -> Result<Self, AudioError> {
+        Ok(Self::new(open_mic(spec, rate)?, rate))
+    }
+
+    /// Wraps an opened stream, converting its samples to `rate` Hz.
+    pub fn new(stream: MicStream, rate: u32) -> Self {
+        let resampler = Resampler::new(stream.rate, rate);
+        Self {
+            stream,
+            resampler,
+            input: Vec::new(),
+            pending: Vec::new(),
+            rate,
+        }
+    }
+
+    /// The call-side sample rate.
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    /// True once the source has ended (a WAV file played to its end).
+    pub fn ended(&self) -> bool {
+        self.stream.counters.ended.load(Ordering::Relaxed)
+    }
+
+    /// Samples lost because nobody read the ring in time.
+    pub fn overruns(&self) -> u64 {
+        self.stream.counters.xruns.load(Ordering::Relaxed)
+    }
+
+    /// Fills `out` with the next samples, waiting for the backend's clock.
+    ///
+    /// Returns false, with `out` untouched, if `give_up` returns true while
+    /// waiting or no audio arrives for two seconds (a stalled device).
+    pub fn read(&mut self, out: &mut [i16], mut give_up: impl FnMut() -> bool) -> bool {
+        let mut last_progress = Instant::now();
+        while self.pending.len() < out.len() {
+            let available = self.stream.ring.slots();
+            if available == 0 {
+                if give_up() || last_progress.elapsed() > Duration::from_secs(2) {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            last_progress = Instant::now();
+            self.input.clear();
+            if let Ok(chunk) = self.stream.ring.read_chunk(available) {
+                let (a, b) = chunk.as_slices();
+                self.input.extend_from_slice(a);
+                self.input.extend_from_slice(b);
+                chunk.commit_all();
+            }
+            self.resampler.process(&self.input, &mut self.pending);
+        }
+        out.copy_from_slice(&self.pending[..out.len()]);
+        self.pending.drain(..out.len());
+        true
+    }
+}
+
+/// Playout policy for a stream that arrives in bursts and at a clock that is
+/// not quite ours.
+#[derive(Debug, Clone, Copy)]
+pub struct PlayoutConfig {
+    /// Audio queued before playback (re)starts after running dry.
+    pub prefill: Duration,
+    /// When more than this is queued, the excess is dropped down to `prefill`,
+    /// so a stalled-then-bursting link or a fast far-end clock cannot build up
+    /// delay.
+    pub max_queue: Duration,
+}
+
+impl Default for PlayoutConfig {
+    fn default() -> Self {
+        Self {
+            prefill: Duration::from_millis(20),
+            max_queue: Duration::from_millis(150),
+        }
+    }
+}
+
+/// A speaker at the call's sample rate: resamples to the backend's rate and
+/// keeps the queue in front of the backend short.
+pub struct Speaker {
+    stream: SpeakerStream,
+    resampler: Resampler,
+    scratch: Vec<i16>,
+    prefill: usize,
+    max_queue: usize,
+    capacity: usize,
+    seen_underruns: u64,
+    started: bool,
+    dropped: u64,
+}
+
+impl Speaker {
+    /// Opens `spec` and accepts samples at `rate` Hz.
+    pub fn open(spec: &AudioSpec, rate: u32, config: PlayoutConfig) -> Result<Self, AudioError> {
+        Ok(Self::new(open_speaker(spec, rate)?, rate, config))
+    }
+
+    /// Wraps an opened stream that will be fed at `rate` Hz.
+    pub fn new(stream: SpeakerStream, rate: u32, config: PlayoutConfig) -> Self {
+        let samples = |d: Duration| (d.as_secs_f64() * f64::from(stream.rate)).round() as usize;
+        let capacity = stream.ring.slots();
+        Self {
+            resampler: Resampler::new(rate, stream.rate),
+            scratch: Vec::new(),
+            prefill: samples(config.prefill),
+            max_queue: samples(config.max_queue).min(capacity),
+            capacity,
+            seen_underruns: 0,
+            started: false,
+            dropped: 0,
+            stream,
+        }
+    }
+
+    /// Queues `pcm` (at the call's rate) for playback. Never blocks.
+    pub fn play(&mut self, pcm: &[i16]) {
+        self.scratch.clear();
+        self.resampler.process(pcm, &mut self.scratch);
+        let queued = self.capacity - self.stream.ring.slots();
+        let underruns = self.stream.counters.xruns.load(Ordering::Relaxed);
+        let ran_dry = queued == 0 && (underruns != self.seen_underruns || !self.started);
+        self.seen_underruns = underruns;
+        let mut queued = queued;
+        if ran_dry {
+            // Start again a little ahead of the device, so that the next
+            // burst of audio arrives before this one has been played out.
+            queued += self.push_silence(self.prefill);
+            self.started = true;
+        }
+        let mut samples = &self.scratch[..];
+        if queued + samples.len() > self.max_queue {
+            let excess = (queued + samples.len() - self.prefill.max(1)).min(samples.len());
+            self.dropped += excess as u64;
+            samples = &samples[excess..];
+        }
+        let n = samples.len().min(self.stream.ring.slots());
+        if let Ok(chunk) = self.stream.ring.write_chunk_uninit(n) {
+            let written = chunk.fill_from_iter(samples[..n].iter().copied());
+            debug_assert_eq!(written, n);
+        }
+        self.dropped += (samples.len() - n) as u64;
+    }
+
+    /// Samples played as silence because nothing was queued.
+    pub fn underruns(&self) -> u64 {
+        self.stream.counters.xruns.load(Ordering::Relaxed)
+    }
+
+    /// Samples dropped to keep the queue short.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    fn push_silence(&mut self, n: usize) -> usize {
+        let n = n.min(self.stream.ring.slots());
+        if let Ok(chunk) = self.stream.ring.write_chunk_uninit(n) {
+            chunk.fill_from_iter(std::iter::repeat(0));
+        }
+        n
+    }
+}
+
+fn ring_capacity(rate: u32) -> usize {
+    (rate * RING_SECONDS) as usize
+}

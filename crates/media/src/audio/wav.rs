@@ -1,0 +1,237 @@
+//! WAV files as a microphone and as a speaker, paced in real time.
+//!
+//! The microphone reads the file as a sound card would deliver it: a few
+//! milliseconds at a time, at the file's own sample rate (the shared layer
+//! resamples), and silence once the file has ended. The speaker writes one
+//! sample per tick from the moment it opens, silence wherever nothing was
+//! played, so that a file sent and the file received line up and their offset
+//! is the real delay of the call.
+//!
+//! A recording is written to `NAME.part` and renamed when it is finished, so
+//! the name never refers to a half-written file.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::pace::{Paced, PacedTask};
+use super::{AudioError, MicStream, SpeakerStream, StreamCounters, ring_capacity};
+
+/// Checks that `path` opens as a WAV file ipphone can read.
+pub fn check_readable(path: &Path) -> Result<(), AudioError> {
+    open_reader(path).map(|_| ())
+}
+
+/// Opens `path` as a microphone delivering its samples in real time.
+pub fn open_mic(path: &Path) -> Result<MicStream, AudioError> {
+    let reader = open_reader(path)?;
+    let spec = reader.spec();
+    let samples = mono_samples(reader);
+    Ok(open_source(spec.sample_rate, samples))
+}
+
+/// A microphone that plays `samples` at `rate` Hz in real time, then silence.
+pub fn open_clip(samples: Arc<[i16]>, rate: u32) -> MicStream {
+    let iter = (0..samples.len()).map(move |i| samples[i]);
+    open_source(rate, iter)
+}
+
+/// Opens `path` for writing, as a speaker recording at `rate` Hz.
+pub fn open_speaker(path: &Path, rate: u32) -> Result<SpeakerStream, AudioError> {
+    let part = part_path(path);
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let writer = hound::WavWriter::create(&part, spec).map_err(|e| AudioError::WavWrite {
+        path: part.clone(),
+        reason: e.to_string(),
+    })?;
+    let (ring, consumer) = rtrb::RingBuffer::<i16>::new(ring_capacity(rate));
+    let counters = Arc::new(StreamCounters::default());
+    let task = Recorder {
+        consumer,
+        counters: counters.clone(),
+        writer,
+        failed: None,
+        part,
+        target: path.to_owned(),
+    };
+    let guard = Box::new(Paced::spawn("wav-speaker", rate, task));
+    Ok(SpeakerStream {
+        rate,
+        ring,
+        device_latency: 0,
+        counters,
+        guard,
+    })
+}
+
+/// Writes what the ring holds, and silence for what it lacks, one tick at a
+/// time; finishing writes the header and moves the file into place.
+struct Recorder {
+    consumer: rtrb::Consumer<i16>,
+    counters: Arc<StreamCounters>,
+    writer: hound::WavWriter<std::io::BufWriter<File>>,
+    failed: Option<hound::Error>,
+    part: PathBuf,
+    target: PathBuf,
+}
+
+impl PacedTask for Recorder {
+    fn step(&mut self, samples: usize) {
+        let have = self.consumer.slots().min(samples);
+        let mut result = Ok(());
+        if let Ok(chunk) = self.consumer.read_chunk(have) {
+            let (a, b) = chunk.as_slices();
+            for &s in a.iter().chain(b) {
+                result = result.and_then(|()| self.writer.write_sample(s));
+            }
+            chunk.commit_all();
+        }
+        for _ in have..samples {
+            result = result.and_then(|()| self.writer.write_sample(0i16));
+        }
+        if samples > have {
+            self.counters
+                .xruns
+                .fetch_add((samples - have) as u64, Ordering::Relaxed);
+        }
+        if let Err(e) = result {
+            self.failed.get_or_insert(e);
+        }
+    }
+
+    fn finish(self) {
+        let finished = match self.failed {
+            Some(e) => Err(e),
+            None => self.writer.finalize(),
+        };
+        let moved = finished
+            .map_err(|e| e.to_string())
+            .and_then(|()| std::fs::rename(&self.part, &self.target).map_err(|e| e.to_string()));
+        if let Err(reason) = moved {
+            tracing::error!(
+                "the recording {} could not be finished: {reason}; what was written is in {}",
+                self.target.display(),
+                self.part.display()
+            );
+        }
+    }
+}
+
+fn open_source(rate: u32, samples: impl Iterator<Item = i16> + Send + 'static) -> MicStream {
+    let (producer, ring) = rtrb::RingBuffer::new(ring_capacity(rate));
+    let counters = Arc::new(StreamCounters::default());
+    let task = Player {
+        producer,
+        counters: counters.clone(),
+        samples: Box::new(samples),
+    };
+    MicStream {
+        rate,
+        ring,
+        counters,
+        guard: Box::new(Paced::spawn("wav-mic", rate, task)),
+    }
+}
+
+/// Moves the source's samples into the ring a tick at a time; silence after
+/// its end.
+struct Player {
+    producer: rtrb::Producer<i16>,
+    counters: Arc<StreamCounters>,
+    samples: Box<dyn Iterator<Item = i16> + Send>,
+}
+
+impl PacedTask for Player {
+    fn step(&mut self, samples: usize) {
+        let free = self.producer.slots();
+        let take = samples.min(free);
+        let mut ended = false;
+        if let Ok(chunk) = self.producer.write_chunk_uninit(take) {
+            let source = std::iter::from_fn(|| {
+                Some(self.samples.next().unwrap_or_else(|| {
+                    ended = true;
+                    0
+                }))
+            });
+            chunk.fill_from_iter(source);
+        }
+        if ended {
+            self.counters.ended.store(true, Ordering::Relaxed);
+        }
+        if samples > free {
+            self.counters
+                .xruns
+                .fetch_add((samples - free) as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn finish(self) {}
+}
+
+fn open_reader(path: &Path) -> Result<hound::WavReader<BufReader<File>>, AudioError> {
+    let reader = hound::WavReader::open(path).map_err(|e| AudioError::WavRead {
+        path: path.to_owned(),
+        reason: match e {
+            hound::Error::IoError(io) => io.to_string(),
+            other => format!("not a WAV file ipphone can read ({other})"),
+        },
+    })?;
+    let spec = reader.spec();
+    if spec.channels == 0 || spec.sample_rate < 4_000 || spec.sample_rate > 192_000 {
+        return Err(AudioError::WavRead {
+            path: path.to_owned(),
+            reason: format!(
+                "{} channels at {} Hz is not audio ipphone can use",
+                spec.channels, spec.sample_rate
+            ),
+        });
+    }
+    Ok(reader)
+}
+
+/// The file's samples as mono 16-bit: channels averaged, any sample format.
+fn mono_samples(reader: hound::WavReader<BufReader<File>>) -> impl Iterator<Item = i16> + Send {
+    let spec = reader.spec();
+    let channels = usize::from(spec.channels);
+    let as_f32: Box<dyn Iterator<Item = f32> + Send> = match spec.sample_format {
+        hound::SampleFormat::Float => Box::new(reader.into_samples::<f32>().map_while(Result::ok)),
+        hound::SampleFormat::Int => {
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample.clamp(1, 32) - 1)) as f32;
+            Box::new(
+                reader
+                    .into_samples::<i32>()
+                    .map_while(Result::ok)
+                    .map(move |s| s as f32 * scale),
+            )
+        }
+    };
+    let mut frames = as_f32;
+    std::iter::from_fn(move || {
+        let mut sum = 0.0;
+        for i in 0..channels {
+            match frames.next() {
+                Some(s) => sum += s,
+                None if i == 0 => return None,
+                None => break,
+            }
+        }
+        Some(
+            ((sum / channels as f32) * 32768.0)
+                .round()
+                .clamp(-32768.0, 32767.0) as i16,
+        )
+    })
+}
+
+fn part_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".part");
+    path.with_file_name(name)
+}

@@ -1,0 +1,6 @@
+//! Codecs and sample-rate conversion.
+//!
+//! Codecs write into caller-provided buffers and never block.
+
+pub mod mp3;
+pub mod resample;

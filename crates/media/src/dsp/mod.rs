@@ -1,0 +1,4 @@
+//! Signal processing that is not a codec: test signals and measurement.
+
+pub mod correlate;
+pub mod signal;
