@@ -8,9 +8,14 @@ use std::f64::consts::PI;
 /// pseudo-random sequence picks pitches and lengths, so the signal is the same
 /// on every run. Peak level about -6 dBFS.
 pub fn test_speech(rate: u32, seconds: f64) -> Vec<i16> {
+    test_speech_seeded(rate, seconds, 0x2545_f491)
+}
+
+/// [`test_speech`] with another sequence of syllables: a second voice.
+pub fn test_speech_seeded(rate: u32, seconds: f64, seed: u32) -> Vec<i16> {
     let total = (f64::from(rate) * seconds) as usize;
     let mut out = Vec::with_capacity(total);
-    let mut rng = 0x2545_f491_u32;
+    let mut rng = seed.max(1);
     let mut next = move || {
         rng ^= rng << 13;
         rng ^= rng >> 17;

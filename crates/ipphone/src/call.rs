@@ -1,0 +1,340 @@
+//! One call over the article's TCP stream formats: microphone to socket and
+//! socket to speaker, both at once, until either side hangs up.
+//!
+//! A call runs on its own threads: the sender paces itself on the
+//! microphone's clock and writes each piece of audio the moment it is
+//! encoded (TCP_NODELAY); the receiver decodes whatever arrives and hands it
+//! to the speaker at once. Whoever sees the end first records why.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use media::audio::{AudioSpec, Microphone, PlayoutConfig, Speaker};
+
+use crate::cli::Protocol;
+use crate::codec::{self, StreamDecoder};
+use crate::events::{HangupReason, Traffic};
+
+/// A connection that has carried nothing for this long is dead: both
+/// formats send audio (or silence) continuously.
+const SILENCE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a blocked read wakes up to look for a hang-up.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Where a call's microphone audio comes from.
+#[derive(Clone)]
+pub enum MicSource {
+    Spec(AudioSpec),
+    /// Samples at a rate, played once and then silence (the demo's signal).
+    Clip(Arc<[i16]>, u32),
+}
+
+/// Which end of the connection we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Caller,
+    Callee,
+}
+
+/// Everything a call needs besides its connection.
+#[derive(Clone)]
+pub struct CallSetup {
+    pub role: Role,
+    pub protocol: Protocol,
+    pub mic: MicSource,
+    pub speaker: AudioSpec,
+    pub playout: PlayoutConfig,
+}
+
+/// How a call ended.
+#[derive(Debug, Clone)]
+pub struct CallEnd {
+    pub reason: HangupReason,
+    pub detail: Option<String>,
+    pub duration: Duration,
+    pub traffic: Traffic,
+}
+
+/// A call in progress.
+pub struct Call {
+    shared: Arc<Shared>,
+    thread: JoinHandle<CallEnd>,
+}
+
+struct Shared {
+    bytes_sent: AtomicU64,
+    bytes_received: AtomicU64,
+    underruns: AtomicU64,
+    dropped: AtomicU64,
+    /// The first reason to end the call wins.
+    end: Mutex<Option<(HangupReason, Option<String>)>>,
+    ending: AtomicBool,
+    speaker_rate: AtomicU64,
+    started: Instant,
+}
+
+impl Shared {
+    fn end(&self, reason: HangupReason, detail: Option<String>) {
+        let mut end = self.end.lock().expect("call end lock poisoned");
+        end.get_or_insert((reason, detail));
+        self.ending.store(true, Ordering::Release);
+    }
+
+    fn ending(&self) -> bool {
+        self.ending.load(Ordering::Acquire)
+    }
+
+    fn traffic(&self) -> Traffic {
+        let ms = |samples: u64| {
+            let rate = self.speaker_rate.load(Ordering::Relaxed).max(1);
+            samples * 1000 / rate
+        };
+        Traffic {
+            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+            bytes_received: self.bytes_received.load(Ordering::Relaxed),
+            underrun_ms: ms(self.underruns.load(Ordering::Relaxed)),
+            dropped_ms: ms(self.dropped.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl Call {
+    /// Starts a call on an established connection.
+    pub fn start(stream: TcpStream, setup: CallSetup) -> Call {
+        let shared = Arc::new(Shared {
+            bytes_sent: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
+            underruns: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            end: Mutex::new(None),
+            ending: AtomicBool::new(false),
+            speaker_rate: AtomicU64::new(0),
+            started: Instant::now(),
+        });
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("call".into())
+            .spawn(move || run(stream, setup, s))
+            .expect("spawning the call thread");
+        Call { shared, thread }
+    }
+
+    /// Hangs up; the call ends with `reason` unless it had already ended.
+    pub fn hang_up(&self, reason: HangupReason) {
+        self.shared.end(reason, None);
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.shared.started.elapsed()
+    }
+
+    pub fn traffic(&self) -> Traffic {
+        self.shared.traffic()
+    }
+
+    /// Waits for the call's threads to finish and the audio to be closed
+    /// (a recording is complete on disk when this returns).
+    pub fn join(self) -> CallEnd {
+        self.thread.join().unwrap_or_else(|_| CallEnd {
+            reason: HangupReason::Error,
+            detail: Some("the call thread failed".into()),
+            duration: self.shared.started.elapsed(),
+            traffic: self.shared.traffic(),
+        })
+    }
+}
+
+fn run(stream: TcpStream, setup: CallSetup, shared: Arc<Shared>) -> CallEnd {
+    let rate = codec::rate(setup.protocol);
+    let opened = open_audio(&setup, rate);
+    match opened {
+        Ok((mic, speaker)) => converse(stream, &setup, mic, speaker, &shared),
+        Err(e) => {
+            let _ = stream.shutdown(Shutdown::Both);
+            shared.end(HangupReason::Error, Some(e.to_string()));
+        }
+    }
+    let (reason, detail) = shared
+        .end
+        .lock()
+        .expect("call end lock poisoned")
+        .clone()
+        .unwrap_or((HangupReason::Local, None));
+    CallEnd {
+        reason,
+        detail,
+        duration: shared.started.elapsed(),
+        traffic: shared.traffic(),
+    }
+}
+
+fn open_audio(
+    setup: &CallSetup,
+    rate: u32,
+) -> Result<(Microphone, Speaker), media::audio::AudioError> {
+    let mic = match &setup.mic {
+        MicSource::Spec(spec) => Microphone::open(spec, rate)?,
+        MicSource::Clip(samples, clip_rate) => Microphone::new(
+            media::audio::wav::open_clip(samples.clone(), *clip_rate),
+            rate,
+        ),
+    };
+    let speaker = Speaker::open(&setup.speaker, rate, setup.playout)?;
+    Ok((mic, speaker))
+}
+
+fn converse(
+    stream: TcpStream,
+    setup: &CallSetup,
+    mut mic: Microphone,
+    speaker: Speaker,
+    shared: &Arc<Shared>,
+) {
+    let (protocol, role) = (setup.protocol, setup.role);
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(POLL));
+    let _ = stream.set_write_timeout(Some(SILENCE_TIMEOUT));
+    shared
+        .speaker_rate
+        .store(u64::from(codec::rate(protocol)), Ordering::Relaxed);
+    let reader = match stream.try_clone() {
+        Ok(r) => r,
+        Err(e) => {
+            shared.end(
+                HangupReason::Error,
+                Some(format!("cannot use the connection: {e}")),
+            );
+            return;
+        }
+    };
+    let receiver = {
+        let shared = shared.clone();
+        let decoder = codec::decoder(protocol);
+        std::thread::Builder::new()
+            .name("call-receive".into())
+            .spawn(move || receive(reader, role, decoder, speaker, &shared))
+            .expect("spawning the receiving thread")
+    };
+
+    let mut encoder = codec::encoder(protocol);
+    let mut frame = vec![0i16; encoder.frame_samples()];
+    let mut bytes = Vec::with_capacity(4096);
+    let mut writer = &stream;
+    while !shared.ending() {
+        if !mic.read(&mut frame, || shared.ending()) {
+            if !shared.ending() {
+                shared.end(
+                    HangupReason::Error,
+                    Some("the microphone stopped delivering audio".into()),
+                );
+            }
+            break;
+        }
+        bytes.clear();
+        if let Err(e) = encoder.encode(&frame, &mut bytes) {
+            shared.end(HangupReason::Error, Some(format!("encoding failed: {e}")));
+            break;
+        }
+        if bytes.is_empty() {
+            continue;
+        }
+        match writer.write_all(&bytes) {
+            Ok(()) => {
+                shared
+                    .bytes_sent
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                let (reason, detail) = match e.kind() {
+                    ErrorKind::BrokenPipe | ErrorKind::ConnectionReset => {
+                        (HangupReason::Remote, None)
+                    }
+                    _ => (HangupReason::Lost, Some(format!("sending failed: {e}"))),
+                };
+                // Give the receiver a moment to see the far end's close first.
+                std::thread::sleep(POLL);
+                shared.end(reason, detail);
+                break;
+            }
+        }
+    }
+    let _ = stream.shutdown(Shutdown::Both);
+    let _ = receiver.join();
+}
+
+fn receive(
+    mut reader: TcpStream,
+    role: Role,
+    mut decoder: Box<dyn StreamDecoder>,
+    mut speaker: Speaker,
+    shared: &Shared,
+) {
+    let mut buf = [0u8; 4096];
+    let mut pcm = Vec::with_capacity(4096);
+    let mut last_data = Instant::now();
+    while !shared.ending() {
+        match reader.read(&mut buf) {
+            Ok(0) => {
+                // A listener that is in another call closes at once, before
+                // any audio: that is the article's busy signal.
+                let busy =
+                    role == Role::Caller && shared.bytes_received.load(Ordering::Relaxed) == 0;
+                shared.end(
+                    if busy {
+                        HangupReason::Busy
+                    } else {
+                        HangupReason::Remote
+                    },
+                    None,
+                );
+                break;
+            }
+            Ok(n) => {
+                last_data = Instant::now();
+                shared.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                pcm.clear();
+                decoder.decode(&buf[..n], &mut pcm);
+                speaker.play(&pcm);
+                shared
+                    .underruns
+                    .store(speaker.underruns(), Ordering::Relaxed);
+                shared.dropped.store(speaker.dropped(), Ordering::Relaxed);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
+                if last_data.elapsed() > SILENCE_TIMEOUT {
+                    shared.end(
+                        HangupReason::Lost,
+                        Some(format!(
+                            "nothing received for {} s",
+                            SILENCE_TIMEOUT.as_secs()
+                        )),
+                    );
+                    break;
+                }
+            }
+            Err(e) => {
+                let reason = match e.kind() {
+                    ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => {
+                        HangupReason::Remote
+                    }
+                    _ => HangupReason::Lost,
+                };
+                shared.end(reason, Some(format!("receiving failed: {e}")));
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The command line: subcommands, flags and the exit codes scripts rely on.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use media::audio::AudioSpec;
+
+/// Exit codes. Scripts depend on these numbers: never renumber them.
+pub mod exit {
+    /// The call connected and ended (by either side, or by `--duration`).
+    pub const OK: u8 = 0;
+    /// Something else went wrong: audio, files, an unexpected I/O error.
+    pub const FAILURE: u8 = 1;
+    /// The command line was wrong.
+    pub const USAGE: u8 = 2;
+    /// Nobody accepts calls at that address (connection refused).
+    pub const REFUSED: u8 = 3;
+    /// The far end is in another call and turned this one away.
+    pub const BUSY: u8 = 4;
+    /// The address could not be reached: no route, no answer, unknown host.
+    pub const UNREACHABLE: u8 = 5;
+}
+
+const EXIT_CODES: &str = "\
+Exit status:
+  0  the call connected and ended (either side hung up, or --duration passed)
+  1  another failure (audio device, file, I/O)
+  2  bad usage
+  3  refused: nothing accepts calls at that address
+  4  busy: the far end is in another call
+  5  unreachable: no route, no answer, or an unknown host";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ipphone",
+    version,
+    about = "An IP telephone for the terminal",
+    long_about = "An IP telephone for the terminal.\n\n\
+        Calls another machine and talks, full duplex, through the sound card, or headless \
+        with WAV files as microphone and speaker. Speaks the two TCP stream formats of \
+        \"An IP Telephone in 74 Lines of Perl\": raw 8-bit PCM (tcp-pcm) and MP3 (tcp-mp3).",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    /// More detail on stderr (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Wait for calls and take them, one at a time.
+    Listen(ListenArgs),
+    /// Call another phone.
+    Call(CallArgs),
+    /// Make a whole call on this machine with nothing to set up, and report how it went.
+    Demo(DemoArgs),
+    /// List the sound devices ipphone can use.
+    Devices,
+}
+
+/// How a call's audio travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Protocol {
+    /// One TCP connection, raw unsigned 8-bit PCM at 8 kHz mono each way (the article's first pair).
+    TcpPcm,
+    /// One TCP connection, an MPEG-2 layer III stream at 16 kHz mono, 32 kbit/s each way (the article's second pair).
+    TcpMp3,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::TcpPcm => "tcp-pcm",
+            Protocol::TcpMp3 => "tcp-mp3",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AudioArgs {
+    /// Microphone: `default` (the sound card), a device name, FILE.wav, or `null` (silence).
+    #[arg(long, value_name = "SPEC", default_value = "default", value_parser = parse_spec)]
+    pub mic: AudioSpec,
+
+    /// Speaker: `default` (the sound card), a device name, FILE.wav (a recording), or `null`.
+    #[arg(long, value_name = "SPEC", default_value = "default", value_parser = parse_spec)]
+    pub speaker: AudioSpec,
+
+    /// One JSON object per event on stdout; human-readable lines stay on stderr.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct ListenArgs {
+    /// The call protocol.
+    #[arg(long, value_enum, default_value = "tcp-pcm")]
+    pub protocol: Protocol,
+
+    /// Address and port to wait on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:5000")]
+    pub bind: SocketAddr,
+
+    /// Exit after this many calls.
+    #[arg(long, value_name = "N")]
+    pub calls: Option<u32>,
+
+    #[command(flatten)]
+    pub audio: AudioArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct CallArgs {
+    /// Whom to call: `host:port` for the tcp protocols.
+    pub target: String,
+
+    /// The call protocol.
+    #[arg(long, value_enum, default_value = "tcp-pcm")]
+    pub protocol: Protocol,
+
+    /// Hang up after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+
+    /// Give up connecting after this many seconds.
+    #[arg(long, value_name = "SECS", default_value = "10")]
+    pub timeout: f64,
+
+    #[command(flatten)]
+    pub audio: AudioArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The call protocol the two phones use.
+    #[arg(long, value_enum, default_value = "tcp-pcm")]
+    pub protocol: Protocol,
+
+    /// Where to write what the answering phone heard.
+    #[arg(long, value_name = "FILE.wav", default_value = "ipphone-demo.wav")]
+    pub out: PathBuf,
+
+    /// Seconds of test signal each phone sends.
+    #[arg(long, value_name = "SECS", default_value = "6")]
+    pub seconds: f64,
+
+    /// One JSON object per event on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_spec(s: &str) -> Result<AudioSpec, String> {
+    s.parse()
+        .map_err(|e: media::audio::AudioError| e.to_string())
+}

@@ -1,0 +1,155 @@
+//! What happens during a call, told to a person (stderr) and to scripts
+//! (one JSON object per line on stdout, with `--json`).
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// Why a call ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HangupReason {
+    /// We hung up (Ctrl-C, SIGTERM).
+    Local,
+    /// `--duration` ran out.
+    Duration,
+    /// The far end hung up.
+    Remote,
+    /// The far end turned the call away: it is in another call.
+    Busy,
+    /// The connection broke or went silent.
+    Lost,
+    /// Our own audio failed.
+    Error,
+}
+
+impl HangupReason {
+    fn describe(&self) -> &'static str {
+        match self {
+            HangupReason::Local => "hung up",
+            HangupReason::Duration => "hung up (time limit)",
+            HangupReason::Remote => "the other side hung up",
+            HangupReason::Busy => "busy: the other side is in another call",
+            HangupReason::Lost => "connection lost",
+            HangupReason::Error => "call failed",
+        }
+    }
+}
+
+/// Traffic and audio counters of a call so far.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Traffic {
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Milliseconds of silence the speaker played for lack of audio.
+    pub underrun_ms: u64,
+    /// Milliseconds of received audio dropped to keep the delay short.
+    pub dropped_ms: u64,
+}
+
+/// One event, as scripts see it: `{"event": "<name>", "time": ..., ...}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Listening {
+        addr: String,
+        protocol: &'static str,
+    },
+    Dialing {
+        target: String,
+        protocol: &'static str,
+    },
+    Incoming {
+        peer: String,
+    },
+    Connected {
+        peer: String,
+        protocol: &'static str,
+        role: &'static str,
+    },
+    /// A caller was turned away because a call is in progress.
+    Refused {
+        peer: String,
+        reason: &'static str,
+    },
+    Stats {
+        seconds: f64,
+        #[serde(flatten)]
+        traffic: Traffic,
+    },
+    Hangup {
+        reason: HangupReason,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        seconds: f64,
+        #[serde(flatten)]
+        traffic: Traffic,
+    },
+    Error {
+        message: String,
+    },
+}
+
+/// Writes events: a line for people on stderr, and JSON on stdout if asked.
+#[derive(Debug, Clone, Copy)]
+pub struct Reporter {
+    json: bool,
+}
+
+impl Reporter {
+    pub fn new(json: bool) -> Self {
+        Self { json }
+    }
+
+    pub fn emit(&self, event: Event) {
+        if let Some(line) = human(&event) {
+            eprintln!("{line}");
+        }
+        if self.json {
+            let time = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            let mut value = serde_json::to_value(&event).expect("events serialise to JSON");
+            if let Some(map) = value.as_object_mut() {
+                map.insert(
+                    "time".into(),
+                    serde_json::json!((time * 1000.0).round() / 1000.0),
+                );
+            }
+            let mut out = std::io::stdout().lock();
+            // A closed stdout must not stop the phone: the call goes on.
+            let _ = writeln!(out, "{value}");
+            let _ = out.flush();
+        }
+    }
+}
+
+fn human(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::Listening { addr, protocol } => format!("listening on {addr} ({protocol})"),
+        Event::Dialing { target, protocol } => format!("calling {target} ({protocol})"),
+        Event::Incoming { peer } => format!("incoming call from {peer}"),
+        Event::Connected { peer, .. } => format!("connected to {peer}"),
+        Event::Refused { peer, reason } => format!("turned away a call from {peer}: {reason}"),
+        Event::Stats { .. } => return None,
+        Event::Hangup {
+            reason,
+            detail,
+            seconds,
+            traffic,
+        } => {
+            let detail = detail
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            format!(
+                "{}{detail} after {seconds:.1} s; sent {} bytes, received {} bytes",
+                reason.describe(),
+                traffic.bytes_sent,
+                traffic.bytes_received
+            )
+        }
+        Event::Error { message } => format!("error: {message}"),
+    })
+}

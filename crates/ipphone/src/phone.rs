@@ -1,0 +1,340 @@
+//! `ipphone listen` and `ipphone call`: the loops around a call that wait
+//! for callers, dial, watch for Ctrl-C and report.
+
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use media::audio::{AudioSpec, PlayoutConfig};
+
+use crate::call::{Call, CallEnd, CallSetup, MicSource, Role};
+use crate::cli::{CallArgs, ListenArgs, exit};
+use crate::events::{Event, HangupReason, Reporter};
+
+/// How often the loops look at the clock, the listener and the signals.
+const TICK: Duration = Duration::from_millis(20);
+/// How often `--json` reports traffic during a call.
+const STATS_EVERY: Duration = Duration::from_secs(2);
+
+/// Set by SIGINT and SIGTERM; cleared when a call has been hung up on it.
+#[derive(Clone)]
+pub struct Interrupt(Arc<AtomicBool>);
+
+impl Interrupt {
+    /// Catches SIGINT and SIGTERM. A second signal while the first is still
+    /// being handled ends the process at once.
+    pub fn install() -> anyhow::Result<Self> {
+        let flag = Arc::new(AtomicBool::new(false));
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register_conditional_shutdown(signal, 130, flag.clone())
+                .context("installing the signal handler")?;
+            signal_hook::flag::register(signal, flag.clone())
+                .context("installing the signal handler")?;
+        }
+        Ok(Self(flag))
+    }
+
+    pub fn take(&self) -> bool {
+        self.0.swap(false, Ordering::AcqRel)
+    }
+}
+
+pub fn listen(args: ListenArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
+    let report = Reporter::new(args.audio.json);
+    media::audio::check_mic(&args.audio.mic)?;
+    let listener =
+        TcpListener::bind(args.bind).with_context(|| format!("cannot listen on {}", args.bind))?;
+    let local = listener
+        .local_addr()
+        .context("reading the listening address")?;
+    report.emit(Event::Listening {
+        addr: local.to_string(),
+        protocol: args.protocol.name(),
+    });
+    let callers = accept_in_background(listener);
+
+    let mut current: Option<(Call, Instant)> = None;
+    let mut calls_done = 0u32;
+    loop {
+        match callers.recv_timeout(TICK) {
+            Ok(Ok((stream, peer))) => {
+                if current.is_some() {
+                    // One call at a time: close at once, so the caller knows.
+                    drop(stream);
+                    report.emit(Event::Refused {
+                        peer: peer.to_string(),
+                        reason: "busy",
+                    });
+                } else {
+                    report.emit(Event::Incoming {
+                        peer: peer.to_string(),
+                    });
+                    let speaker = numbered(&args.audio.speaker, calls_done + 1);
+                    let setup = CallSetup {
+                        role: Role::Callee,
+                        protocol: args.protocol,
+                        mic: MicSource::Spec(args.audio.mic.clone()),
+                        speaker,
+                        playout: PlayoutConfig::default(),
+                    };
+                    let call = Call::start(stream, setup);
+                    report.emit(Event::Connected {
+                        peer: peer.to_string(),
+                        protocol: args.protocol.name(),
+                        role: "callee",
+                    });
+                    current = Some((call, Instant::now()));
+                }
+            }
+            Ok(Err(e)) => {
+                // Out of file descriptors and the like: say so, keep serving.
+                report.emit(Event::Error {
+                    message: format!("accepting a call failed: {e}"),
+                });
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                anyhow::bail!("the listening socket stopped working")
+            }
+        }
+
+        if interrupt.take() {
+            match &current {
+                Some((call, _)) => call.hang_up(HangupReason::Local),
+                None => return Ok(exit::OK),
+            }
+        }
+        if let Some((call, last_stats)) = &mut current {
+            if call.is_finished() {
+                let (call, _) = current.take().expect("a current call");
+                report_end(&report, call.join());
+                calls_done += 1;
+                if args.calls.is_some_and(|n| calls_done >= n) {
+                    return Ok(exit::OK);
+                }
+            } else if last_stats.elapsed() >= STATS_EVERY {
+                *last_stats = Instant::now();
+                report.emit(Event::Stats {
+                    seconds: secs(call.elapsed()),
+                    traffic: call.traffic(),
+                });
+            }
+        }
+    }
+}
+
+/// Accepts connections on a thread of their own, so that a caller is
+/// answered the moment it connects, whatever the main loop is doing.
+fn accept_in_background(
+    listener: TcpListener,
+) -> Receiver<std::io::Result<(TcpStream, SocketAddr)>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(4);
+    std::thread::Builder::new()
+        .name("accept".into())
+        .spawn(move || {
+            loop {
+                let accepted = listener.accept();
+                if accepted.is_err() {
+                    // Let a persistent error (EMFILE) not spin the thread.
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                if tx.send(accepted).is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("spawning the accepting thread");
+    rx
+}
+
+pub fn call(args: CallArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
+    let report = Reporter::new(args.audio.json);
+    media::audio::check_mic(&args.audio.mic)?;
+    report.emit(Event::Dialing {
+        target: args.target.clone(),
+        protocol: args.protocol.name(),
+    });
+    let timeout = Duration::from_secs_f64(args.timeout.max(0.1));
+    let stream = match connect(&args.target, timeout, interrupt) {
+        Ok(s) => s,
+        Err(failure) => {
+            report.emit(Event::Error {
+                message: failure.message,
+            });
+            return Ok(failure.code);
+        }
+    };
+    let peer = stream
+        .peer_addr()
+        .map_or_else(|_| args.target.clone(), |a| a.to_string());
+    // The call starts at once, so that both ends' audio clocks start together;
+    // it counts as connected when the far end's audio arrives, and as busy if
+    // the far end closes before sending any.
+    let setup = CallSetup {
+        role: Role::Caller,
+        protocol: args.protocol,
+        mic: MicSource::Spec(args.audio.mic.clone()),
+        speaker: args.audio.speaker.clone(),
+        playout: PlayoutConfig::default(),
+    };
+    let call = Call::start(stream, setup);
+    let connected = Event::Connected {
+        peer,
+        protocol: args.protocol.name(),
+        role: "caller",
+    };
+    let end = supervise(
+        call,
+        Some(connected),
+        args.duration.map(Duration::from_secs_f64),
+        interrupt,
+        &report,
+    );
+    let code = match end.reason {
+        HangupReason::Error => exit::FAILURE,
+        HangupReason::Busy => exit::BUSY,
+        _ => exit::OK,
+    };
+    report_end(&report, end);
+    Ok(code)
+}
+
+/// Runs a call to its end: hangs up on a signal or when `duration` passes,
+/// and reports traffic on the way. `connected` is reported when the far
+/// end's first audio arrives.
+pub fn supervise(
+    call: Call,
+    mut connected: Option<Event>,
+    duration: Option<Duration>,
+    interrupt: &Interrupt,
+    report: &Reporter,
+) -> CallEnd {
+    let mut last_stats = Instant::now();
+    while !call.is_finished() {
+        if call.traffic().bytes_received > 0 {
+            if let Some(event) = connected.take() {
+                report.emit(event);
+            }
+        }
+        if interrupt.take() {
+            call.hang_up(HangupReason::Local);
+        }
+        if duration.is_some_and(|d| call.elapsed() >= d) {
+            call.hang_up(HangupReason::Duration);
+        }
+        if last_stats.elapsed() >= STATS_EVERY {
+            last_stats = Instant::now();
+            report.emit(Event::Stats {
+                seconds: secs(call.elapsed()),
+                traffic: call.traffic(),
+            });
+        }
+        std::thread::sleep(TICK);
+    }
+    call.join()
+}
+
+pub fn report_end(report: &Reporter, end: CallEnd) {
+    report.emit(Event::Hangup {
+        reason: end.reason,
+        detail: end.detail,
+        seconds: secs(end.duration),
+        traffic: end.traffic,
+    });
+}
+
+struct DialFailure {
+    code: u8,
+    message: String,
+}
+
+/// Connects to `target` (`host:port`), trying each address it resolves to.
+fn connect(
+    target: &str,
+    timeout: Duration,
+    interrupt: &Interrupt,
+) -> Result<TcpStream, DialFailure> {
+    let addrs: Vec<SocketAddr> = match target.to_socket_addrs() {
+        Ok(a) => a.collect(),
+        Err(e) => {
+            let code = if target
+                .rsplit_once(':')
+                .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+            {
+                exit::USAGE
+            } else {
+                exit::UNREACHABLE
+            };
+            let message = if code == exit::USAGE {
+                format!("{target} is not an address to call: give host:port")
+            } else {
+                format!("cannot find {target}: {e}")
+            };
+            return Err(DialFailure { code, message });
+        }
+    };
+    let mut last = DialFailure {
+        code: exit::UNREACHABLE,
+        message: format!("{target} resolves to no address"),
+    };
+    for addr in addrs {
+        if interrupt.take() {
+            return Err(DialFailure {
+                code: exit::FAILURE,
+                message: "dialling cancelled".into(),
+            });
+        }
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(s) => return Ok(s),
+            Err(e) => {
+                last = match e.kind() {
+                    ErrorKind::ConnectionRefused => DialFailure {
+                        code: exit::REFUSED,
+                        message: format!(
+                            "{target} refused the call: nothing is listening at {addr}"
+                        ),
+                    },
+                    ErrorKind::TimedOut | ErrorKind::WouldBlock => DialFailure {
+                        code: exit::UNREACHABLE,
+                        message: format!(
+                            "{target} did not answer within {:.0} s",
+                            timeout.as_secs_f64()
+                        ),
+                    },
+                    _ => DialFailure {
+                        code: exit::UNREACHABLE,
+                        message: format!("cannot reach {target}: {e}"),
+                    },
+                };
+            }
+        }
+    }
+    Err(last)
+}
+
+/// The speaker for the `n`th call of a listener: a recording gets its own
+/// file per call (`out.wav`, `out-2.wav`, ...), so no call overwrites another.
+fn numbered(spec: &AudioSpec, n: u32) -> AudioSpec {
+    match spec {
+        AudioSpec::Wav(path) if n > 1 => AudioSpec::Wav(with_suffix(path, n)),
+        other => other.clone(),
+    }
+}
+
+fn with_suffix(path: &Path, n: u32) -> PathBuf {
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let ext = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}-{n}{ext}"))
+}
+
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10.0).round() / 10.0
+}

@@ -1,0 +1,201 @@
+//! Shared by the integration tests: running ipphone processes, reading their
+//! events and recordings, and finding the speech samples.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use media::codec::resample::Resampler;
+use media::dsp::correlate::{self, Alignment};
+use serde_json::Value;
+
+/// Real speech, from Debian's codec2-examples: 10.8 s, 16 kHz mono.
+pub const SPEECH: &str = "/usr/share/codec2/raw/speech_orig_16k.wav";
+/// Another voice, from Debian's pocketsphinx-testdata (LibriVox, public domain).
+pub const SPEECH_2: &str =
+    "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0880.wav";
+
+/// A path to a speech sample, or a failure that says how to get it.
+pub fn speech(path: &str) -> PathBuf {
+    let p = PathBuf::from(path);
+    assert!(
+        p.exists(),
+        "{path} is missing: run the README's test command (scripts/test), which installs the speech samples"
+    );
+    p
+}
+
+/// A fresh directory for one test's files.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ipphone-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating a scratch directory");
+    dir
+}
+
+pub fn ipphone() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ipphone"));
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+/// A running ipphone whose `--json` events are read line by line.
+pub struct Phone {
+    pub child: Child,
+    events: Receiver<Value>,
+    pub seen: Vec<Value>,
+}
+
+impl Phone {
+    /// Starts `ipphone ARGS --json`.
+    pub fn spawn(args: &[&str]) -> Phone {
+        let mut child = ipphone()
+            .args(args)
+            .arg("--json")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting ipphone");
+        let stdout = child.stdout.take().expect("piped stdout");
+        Phone {
+            child,
+            events: read_events(stdout),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for the event named `name`, failing the test after `timeout`.
+    pub fn wait_for(&mut self, name: &str, timeout: Duration) -> Value {
+        self.try_wait_for(name, timeout)
+            .unwrap_or_else(|| panic!("no {name:?} event within {timeout:?}; saw {:?}", self.seen))
+    }
+
+    pub fn try_wait_for(&mut self, name: &str, timeout: Duration) -> Option<Value> {
+        if let Some(v) = self.seen.iter().find(|v| v["event"] == name) {
+            return Some(v.clone());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.events.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if v["event"] == name {
+                        return Some(v);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// Starts a listener on a free loopback port; returns it and the port.
+    pub fn listen(args: &[&str]) -> (Phone, u16) {
+        let mut all = vec!["listen", "--bind", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let mut phone = Phone::spawn(&all);
+        let ev = phone.wait_for("listening", Duration::from_secs(20));
+        let addr = ev["addr"].as_str().expect("listening addr");
+        let port = addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port");
+        (phone, port)
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    pub fn exit_code(&mut self, timeout: Duration) -> i32 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for ipphone") {
+                // Collect the remaining events.
+                while let Ok(v) = self.events.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(v);
+                }
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "ipphone did not exit within {timeout:?}; events {:?}",
+                    self.seen
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("running kill")
+            .success();
+        assert!(ok, "kill -{signal} failed");
+    }
+}
+
+impl Drop for Phone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_events(stdout: ChildStdout) -> Receiver<Value> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            match serde_json::from_str::<Value>(&line) {
+                Ok(v) => {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => panic!("ipphone printed a line on stdout that is not JSON ({e}): {line}"),
+            }
+        }
+    });
+    rx
+}
+
+/// Reads a WAV file as mono 16-bit samples and its rate.
+pub fn read_wav(path: &Path) -> (Vec<i16>, u32) {
+    let mut r =
+        hound::WavReader::open(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let spec = r.spec();
+    assert_eq!(spec.channels, 1, "{} is not mono", path.display());
+    let samples = match spec.sample_format {
+        hound::SampleFormat::Int if spec.bits_per_sample == 16 => {
+            r.samples::<i16>().map(|s| s.unwrap()).collect()
+        }
+        _ => panic!("{} is not 16-bit PCM", path.display()),
+    };
+    (samples, spec.sample_rate)
+}
+
+pub fn resample(samples: &[i16], from: u32, to: u32) -> Vec<i16> {
+    let mut out = Vec::new();
+    Resampler::new(from, to).process(samples, &mut out);
+    out
+}
+
+/// Lines up what was received against the speech that was sent, at the
+/// received file's rate, looking up to 1 s ahead.
+pub fn align_speech(sent: &Path, received: &Path) -> Alignment {
+    let (speech, speech_rate) = read_wav(sent);
+    let (heard, rate) = read_wav(received);
+    let reference = resample(&speech, speech_rate, rate);
+    correlate::align(&reference, &heard, rate as usize)
+        .expect("the recording lines up with the speech")
+}
+
+/// Milliseconds of a lag at a rate.
+pub fn ms(samples: usize, rate: u32) -> f64 {
+    samples as f64 * 1000.0 / f64::from(rate)
+}
