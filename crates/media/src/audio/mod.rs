@@ -333,3 +333,54 @@ impl Speaker {
 fn ring_capacity(rate: u32) -> usize {
     (rate * RING_SECONDS) as usize
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queued(speaker: &Speaker) -> usize {
+        speaker.capacity - speaker.stream.ring.slots()
+    }
+
+    #[test]
+    fn specs_parse_as_documented() {
+        assert_eq!("default".parse::<AudioSpec>().unwrap(), AudioSpec::Default);
+        assert_eq!("null".parse::<AudioSpec>().unwrap(), AudioSpec::Null);
+        assert_eq!(
+            "a/b.WAV".parse::<AudioSpec>().unwrap(),
+            AudioSpec::Wav("a/b.WAV".into())
+        );
+        assert_eq!(
+            "pulse:x".parse::<AudioSpec>().unwrap(),
+            AudioSpec::Device("pulse:x".into())
+        );
+        assert!("".parse::<AudioSpec>().is_err());
+    }
+
+    #[test]
+    fn a_burst_is_trimmed_to_keep_the_delay_short() {
+        let mut speaker = Speaker::new(null::open_speaker(8_000), 8_000, PlayoutConfig::default());
+        speaker.play(&[100; 8_000]);
+        let max = (0.150 * 8_000.0) as usize;
+        assert!(queued(&speaker) <= max, "queued {}", queued(&speaker));
+        assert!(speaker.dropped() >= 8_000 - max as u64);
+    }
+
+    #[test]
+    fn playback_starts_with_a_little_headroom() {
+        let mut speaker = Speaker::new(null::open_speaker(8_000), 8_000, PlayoutConfig::default());
+        speaker.play(&[100; 80]);
+        let q = queued(&speaker);
+        assert!((80..=80 + 160).contains(&q), "prefill + frame, got {q}");
+        assert_eq!(speaker.dropped(), 0);
+    }
+
+    #[test]
+    fn microphone_resamples_to_the_call_rate() {
+        let clip: Arc<[i16]> = crate::dsp::signal::test_speech(16_000, 0.5).into();
+        let mut mic = Microphone::new(wav::open_clip(clip, 16_000), 8_000);
+        let mut out = vec![0i16; 1_600];
+        assert!(mic.read(&mut out, || false));
+        assert!(out.iter().any(|&s| s.abs() > 1_000));
+    }
+}

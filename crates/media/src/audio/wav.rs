@@ -235,3 +235,115 @@ fn part_path(path: &Path) -> PathBuf {
     name.push(".part");
     path.with_file_name(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ipphone-wav-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        dir
+    }
+
+    fn write_wav(path: &Path, rate: u32, channels: u16, samples: &[i16]) {
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(path, spec).expect("create");
+        for &s in samples {
+            w.write_sample(s).expect("write");
+        }
+        w.finalize().expect("finalize");
+    }
+
+    #[test]
+    fn microphone_delivers_in_real_time_then_silence() {
+        let path = scratch("mic").join("ramp.wav");
+        let samples: Vec<i16> = (0..8_000).map(|i| (i % 1000) as i16 + 1).collect();
+        write_wav(&path, 8_000, 1, &samples);
+        let mut mic = open_mic(&path).expect("open");
+        let start = Instant::now();
+        std::thread::sleep(Duration::from_millis(300));
+        let available = mic.ring.slots();
+        let elapsed = start.elapsed().as_secs_f64();
+        // A sound card delivers as time passes, not all at once.
+        assert!(
+            available as f64 <= (elapsed + 0.05) * 8_000.0,
+            "{available} after {elapsed}"
+        );
+        assert!(
+            available as f64 >= (elapsed - 0.1) * 8_000.0,
+            "{available} after {elapsed}"
+        );
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while got.len() < 10_000 && Instant::now() < deadline {
+            while let Ok(s) = mic.ring.pop() {
+                got.push(s);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(&got[..8_000], &samples[..], "the file's samples in order");
+        assert!(
+            got[8_000..].iter().all(|&s| s == 0),
+            "silence after the end"
+        );
+        assert!(mic.counters.ended.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn stereo_files_are_mixed_to_mono() {
+        let path = scratch("stereo").join("stereo.wav");
+        write_wav(&path, 16_000, 2, &[1000, 3000, -200, -400, 7, 9]);
+        let mut mic = open_mic(&path).expect("open");
+        assert_eq!(mic.rate, 16_000);
+        std::thread::sleep(Duration::from_millis(50));
+        let got: Vec<i16> = std::iter::from_fn(|| mic.ring.pop().ok()).take(3).collect();
+        assert_eq!(got, [2000, -300, 8]);
+    }
+
+    #[test]
+    fn not_a_wav_file_is_a_clear_error() {
+        let path = scratch("bad").join("text.wav");
+        std::fs::write(&path, "hello").expect("write");
+        let err = check_readable(&path).expect_err("not a WAV file");
+        assert!(err.to_string().contains("not a WAV file"), "{err}");
+        let err = check_readable(&path.with_file_name("missing.wav")).expect_err("missing");
+        assert!(err.to_string().contains("missing.wav"), "{err}");
+    }
+
+    #[test]
+    fn speaker_records_silence_for_gaps_and_finishes_the_file() {
+        let dir = scratch("speaker");
+        let path = dir.join("heard.wav");
+        let mut speaker = open_speaker(&path, 8_000).expect("open");
+        assert!(!path.exists(), "only the .part file exists while recording");
+        std::thread::sleep(Duration::from_millis(100));
+        for _ in 0..800 {
+            speaker.ring.push(1234).expect("room in the ring");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        drop(speaker);
+        assert!(!part_path(&path).exists());
+        let mut r = hound::WavReader::open(&path).expect("finished WAV");
+        let got: Vec<i16> = r.samples::<i16>().map(|s| s.expect("sample")).collect();
+        let first = got
+            .iter()
+            .position(|&s| s == 1234)
+            .expect("the played samples");
+        // About 100 ms of silence before what was played, as a clock would have it.
+        assert!((600..=1_200).contains(&first), "played at sample {first}");
+        assert_eq!(got[first..].iter().take_while(|&&s| s == 1234).count(), 800);
+        assert!(
+            got.len() >= first + 800 + 400,
+            "silence goes on after the audio: {}",
+            got.len()
+        );
+    }
+}
