@@ -28,8 +28,10 @@ use std::time::{Duration, Instant};
 
 use crate::codec::resample::Resampler;
 
-/// How long each ring can hold, in seconds of audio.
-const RING_SECONDS: u32 = 1;
+/// How long each ring can hold, in seconds of audio: room for the bursts of
+/// a sender that buffers (the article's LAME pipe writes 4 KiB, a second of
+/// MP3, at a time).
+const RING_SECONDS: u32 = 3;
 
 /// Where a call's audio comes from or goes to, as named on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,32 +232,43 @@ impl Microphone {
 pub struct PlayoutConfig {
     /// Audio queued before playback (re)starts after running dry.
     pub prefill: Duration,
-    /// When more than this is queued, the excess is dropped down to `prefill`,
-    /// so a stalled-then-bursting link or a fast far-end clock cannot build up
-    /// delay.
-    pub max_queue: Duration,
+    /// How much more than `prefill` may stay queued at the lowest point of a
+    /// whole `window` before the excess is dropped. A queue that never drains
+    /// is delay nobody needs: a link that stalled and then caught up, or a far
+    /// end whose clock runs fast. A queue that drains between bursts is left
+    /// alone, however large the bursts.
+    pub slack: Duration,
+    pub window: Duration,
 }
 
 impl Default for PlayoutConfig {
     fn default() -> Self {
         Self {
             prefill: Duration::from_millis(20),
-            max_queue: Duration::from_millis(150),
+            slack: Duration::from_millis(40),
+            window: Duration::from_secs(2),
         }
     }
 }
 
 /// A speaker at the call's sample rate: resamples to the backend's rate and
-/// keeps the queue in front of the backend short.
+/// keeps the queue in front of the backend no longer than the arrival
+/// pattern needs.
 pub struct Speaker {
     stream: SpeakerStream,
     resampler: Resampler,
     scratch: Vec<i16>,
     prefill: usize,
-    max_queue: usize,
+    slack: usize,
+    window: Duration,
     capacity: usize,
     seen_underruns: u64,
     started: bool,
+    /// The lowest the queue has been, just before a push, since `window_start`.
+    low_point: usize,
+    window_start: Instant,
+    /// Incoming samples still to drop to bring the queue down.
+    to_skip: usize,
     dropped: u64,
 }
 
@@ -268,15 +281,18 @@ impl Speaker {
     /// Wraps an opened stream that will be fed at `rate` Hz.
     pub fn new(stream: SpeakerStream, rate: u32, config: PlayoutConfig) -> Self {
         let samples = |d: Duration| (d.as_secs_f64() * f64::from(stream.rate)).round() as usize;
-        let capacity = stream.ring.slots();
         Self {
             resampler: Resampler::new(rate, stream.rate),
             scratch: Vec::new(),
             prefill: samples(config.prefill),
-            max_queue: samples(config.max_queue).min(capacity),
-            capacity,
+            slack: samples(config.slack),
+            window: config.window,
+            capacity: stream.ring.slots(),
             seen_underruns: 0,
             started: false,
+            low_point: usize::MAX,
+            window_start: Instant::now(),
+            to_skip: 0,
             dropped: 0,
             stream,
         }
@@ -286,29 +302,33 @@ impl Speaker {
     pub fn play(&mut self, pcm: &[i16]) {
         self.scratch.clear();
         self.resampler.process(pcm, &mut self.scratch);
-        let queued = self.capacity - self.stream.ring.slots();
+        let mut queued = self.queued();
         let underruns = self.stream.counters.xruns.load(Ordering::Relaxed);
         let ran_dry = queued == 0 && (underruns != self.seen_underruns || !self.started);
         self.seen_underruns = underruns;
-        let mut queued = queued;
         if ran_dry {
             // Start again a little ahead of the device, so that the next
             // burst of audio arrives before this one has been played out.
             queued += self.push_silence(self.prefill);
             self.started = true;
+            self.restart_window();
         }
-        let mut samples = &self.scratch[..];
-        if queued + samples.len() > self.max_queue {
-            let excess = (queued + samples.len() - self.prefill.max(1)).min(samples.len());
-            self.dropped += excess as u64;
-            samples = &samples[excess..];
+        self.low_point = self.low_point.min(queued);
+
+        if self.window_start.elapsed() >= self.window {
+            if self.low_point > self.prefill + self.slack {
+                self.to_skip = self.low_point - self.prefill;
+            }
+            self.restart_window();
         }
+        let skip = self.to_skip.min(self.scratch.len());
+        self.to_skip -= skip;
+        let samples = &self.scratch[skip..];
         let n = samples.len().min(self.stream.ring.slots());
         if let Ok(chunk) = self.stream.ring.write_chunk_uninit(n) {
-            let written = chunk.fill_from_iter(samples[..n].iter().copied());
-            debug_assert_eq!(written, n);
+            chunk.fill_from_iter(samples[..n].iter().copied());
         }
-        self.dropped += (samples.len() - n) as u64;
+        self.dropped += (skip + samples.len() - n) as u64;
     }
 
     /// Samples played as silence because nothing was queued.
@@ -316,9 +336,18 @@ impl Speaker {
         self.stream.counters.xruns.load(Ordering::Relaxed)
     }
 
-    /// Samples dropped to keep the queue short.
+    /// Samples dropped to keep the queue short, or because it was full.
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    fn queued(&self) -> usize {
+        self.capacity - self.stream.ring.slots()
+    }
+
+    fn restart_window(&mut self) {
+        self.low_point = usize::MAX;
+        self.window_start = Instant::now();
     }
 
     fn push_silence(&mut self, n: usize) -> usize {
@@ -357,13 +386,36 @@ mod tests {
         assert!("".parse::<AudioSpec>().is_err());
     }
 
+    fn quick() -> PlayoutConfig {
+        PlayoutConfig {
+            window: Duration::from_millis(100),
+            ..PlayoutConfig::default()
+        }
+    }
+
     #[test]
-    fn a_burst_is_trimmed_to_keep_the_delay_short() {
-        let mut speaker = Speaker::new(null::open_speaker(8_000), 8_000, PlayoutConfig::default());
-        speaker.play(&[100; 8_000]);
-        let max = (0.150 * 8_000.0) as usize;
-        assert!(queued(&speaker) <= max, "queued {}", queued(&speaker));
-        assert!(speaker.dropped() >= 8_000 - max as u64);
+    fn a_standing_queue_is_trimmed_to_keep_the_delay_short() {
+        let mut speaker = Speaker::new(null::open_speaker(8_000), 8_000, quick());
+        // A stalled link catches up: half a second arrives at once, then
+        // audio flows at the right pace, and the queue never drains.
+        speaker.play(&[100; 4_000]);
+        for _ in 0..80 {
+            std::thread::sleep(Duration::from_millis(10));
+            speaker.play(&[100; 80]);
+        }
+        assert!(queued(&speaker) < 8 * 100, "queued {}", queued(&speaker));
+        assert!(speaker.dropped() > 2_000, "dropped {}", speaker.dropped());
+    }
+
+    #[test]
+    fn bursts_that_drain_are_played_whole() {
+        let mut speaker = Speaker::new(null::open_speaker(8_000), 8_000, quick());
+        // A sender that buffers: a quarter of a second at a time.
+        for _ in 0..4 {
+            speaker.play(&[100; 2_000]);
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        assert_eq!(speaker.dropped(), 0);
     }
 
     #[test]
