@@ -2,5 +2,6 @@
 //!
 //! Codecs write into caller-provided buffers and never block.
 
+pub mod error;
 pub mod mp3;
 pub mod resample;
