@@ -19,9 +19,10 @@ use crate::cli::Protocol;
 use crate::codec::{self, StreamDecoder};
 use crate::events::{HangupReason, Traffic};
 
-/// A connection that has carried nothing for this long is dead: both
-/// formats send audio (or silence) continuously.
-const SILENCE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A send that cannot complete for this long means the far end has stopped
+/// taking audio (its machine vanished, or it froze): the call is lost. A far
+/// end that only listens, sending nothing (`nc -l | mpg123 -`), is fine.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a blocked read wakes up to look for a hang-up.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -201,7 +202,7 @@ fn converse(
     let (protocol, role) = (setup.protocol, setup.role);
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(POLL));
-    let _ = stream.set_write_timeout(Some(SILENCE_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     shared
         .speaker_rate
         .store(u64::from(codec::rate(protocol)), Ordering::Relaxed);
@@ -279,7 +280,6 @@ fn receive(
 ) {
     let mut buf = [0u8; 4096];
     let mut pcm = Vec::with_capacity(4096);
-    let mut last_data = Instant::now();
     while !shared.ending() {
         match reader.read(&mut buf) {
             Ok(0) => {
@@ -298,7 +298,6 @@ fn receive(
                 break;
             }
             Ok(n) => {
-                last_data = Instant::now();
                 shared.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
                 pcm.clear();
                 decoder.decode(&buf[..n], &mut pcm);
@@ -314,16 +313,7 @@ fn receive(
                     ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
                 ) =>
             {
-                if last_data.elapsed() > SILENCE_TIMEOUT {
-                    shared.end(
-                        HangupReason::Lost,
-                        Some(format!(
-                            "nothing received for {} s",
-                            SILENCE_TIMEOUT.as_secs()
-                        )),
-                    );
-                    break;
-                }
+                // Nothing yet: look for a hang-up, then wait again.
             }
             Err(e) => {
                 let reason = match e.kind() {

@@ -1,6 +1,7 @@
 //! The audio format each call protocol puts on the wire, behind one
 //! encoder and one decoder interface.
 
+use media::codec::mp3::{Mp3Decoder, Mp3Encoder};
 use proto::legacy::pcm;
 
 use crate::cli::Protocol;
@@ -23,21 +24,21 @@ pub trait StreamDecoder: Send {
 pub fn rate(protocol: Protocol) -> u32 {
     match protocol {
         Protocol::TcpPcm => pcm::SAMPLE_RATE,
-        Protocol::TcpMp3 => 16_000,
+        Protocol::TcpMp3 => media::codec::mp3::SAMPLE_RATE,
     }
 }
 
 pub fn encoder(protocol: Protocol) -> Box<dyn StreamEncoder> {
     match protocol {
         Protocol::TcpPcm => Box::new(RawPcm),
-        Protocol::TcpMp3 => Box::new(Unbuilt),
+        Protocol::TcpMp3 => Box::new(Mp3Out(None)),
     }
 }
 
 pub fn decoder(protocol: Protocol) -> Box<dyn StreamDecoder> {
     match protocol {
         Protocol::TcpPcm => Box::new(RawPcm),
-        Protocol::TcpMp3 => Box::new(RawPcm),
+        Protocol::TcpMp3 => Box::new(Mp3Decoder::new()),
     }
 }
 
@@ -64,15 +65,25 @@ impl StreamDecoder for RawPcm {
     }
 }
 
-/// Stands in for the MP3 encoder until it lands: every call fails plainly.
-struct Unbuilt;
+/// LAME is set up on first use, on the sending thread.
+struct Mp3Out(Option<Mp3Encoder>);
 
-impl StreamEncoder for Unbuilt {
+impl StreamEncoder for Mp3Out {
     fn frame_samples(&self) -> usize {
-        160
+        (media::codec::mp3::SAMPLE_RATE / 100) as usize
     }
 
-    fn encode(&mut self, _: &[i16], _: &mut Vec<u8>) -> Result<(), String> {
-        Err("tcp-mp3 is not built yet".into())
+    fn encode(&mut self, samples: &[i16], out: &mut Vec<u8>) -> Result<(), String> {
+        let encoder = match &mut self.0 {
+            Some(e) => e,
+            None => self.0.insert(Mp3Encoder::new().map_err(|e| e.to_string())?),
+        };
+        encoder.encode(samples, out).map_err(|e| e.to_string())
+    }
+}
+
+impl StreamDecoder for Mp3Decoder {
+    fn decode(&mut self, bytes: &[u8], out: &mut Vec<i16>) {
+        Mp3Decoder::decode(self, bytes, out);
     }
 }

@@ -165,9 +165,7 @@ pub fn run(args: DemoArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
 
 /// Lines up a recording against what was sent: (delay in ms, correlation).
 fn measure(sent: &[i16], recording: &Path, rate: u32) -> anyhow::Result<Option<(f64, f64)>> {
-    let mut reader = hound::WavReader::open(recording)
-        .with_context(|| format!("reading back {}", recording.display()))?;
-    let received: Vec<i16> = reader.samples::<i16>().map_while(Result::ok).collect();
+    let (received, _) = media::audio::wav::read_mono(recording)?;
     let max_lag = (MAX_DELAY.as_secs_f64() * f64::from(rate)) as usize;
     Ok(correlate::align(sent, &received, max_lag).map(|a| {
         let ms = (a.lag_ms(rate) * 10.0).round() / 10.0;

@@ -216,10 +216,10 @@ pub fn supervise(
 ) -> CallEnd {
     let mut last_stats = Instant::now();
     while !call.is_finished() {
-        if call.traffic().bytes_received > 0 {
-            if let Some(event) = connected.take() {
-                report.emit(event);
-            }
+        if call.traffic().bytes_received > 0
+            && let Some(event) = connected.take()
+        {
+            report.emit(event);
         }
         if interrupt.take() {
             call.hang_up(HangupReason::Local);

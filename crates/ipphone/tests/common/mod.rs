@@ -166,17 +166,7 @@ fn read_events(stdout: ChildStdout) -> Receiver<Value> {
 
 /// Reads a WAV file as mono 16-bit samples and its rate.
 pub fn read_wav(path: &Path) -> (Vec<i16>, u32) {
-    let mut r =
-        hound::WavReader::open(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let spec = r.spec();
-    assert_eq!(spec.channels, 1, "{} is not mono", path.display());
-    let samples = match spec.sample_format {
-        hound::SampleFormat::Int if spec.bits_per_sample == 16 => {
-            r.samples::<i16>().map(|s| s.unwrap()).collect()
-        }
-        _ => panic!("{} is not 16-bit PCM", path.display()),
-    };
-    (samples, spec.sample_rate)
+    media::audio::wav::read_mono(path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn resample(samples: &[i16], from: u32, to: u32) -> Vec<i16> {

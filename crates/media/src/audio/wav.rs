@@ -24,6 +24,14 @@ pub fn check_readable(path: &Path) -> Result<(), AudioError> {
     open_reader(path).map(|_| ())
 }
 
+/// Reads all of `path` as mono 16-bit samples (channels averaged), with its
+/// sample rate: for measuring recordings, not for calls.
+pub fn read_mono(path: &Path) -> Result<(Vec<i16>, u32), AudioError> {
+    let reader = open_reader(path)?;
+    let rate = reader.spec().sample_rate;
+    Ok((mono_samples(reader).collect(), rate))
+}
+
 /// Opens `path` as a microphone delivering its samples in real time.
 pub fn open_mic(path: &Path) -> Result<MicStream, AudioError> {
     let reader = open_reader(path)?;

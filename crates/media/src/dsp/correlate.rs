@@ -57,12 +57,13 @@ pub fn align(reference: &[i16], received: &[i16], max_lag: usize) -> Option<Alig
         prefix[end] - prefix[lag.min(end)]
     };
     let mut best: Option<Alignment> = None;
-    for lag in 0..=max_lag.min(received.len().saturating_sub(1)) {
+    let lags = max_lag.min(received.len().saturating_sub(1)) + 1;
+    for (lag, product) in a.iter().enumerate().take(lags) {
         let energy = window_energy(lag);
         if energy <= 0.0 || energy_ref <= 0.0 {
             continue;
         }
-        let correlation = a[lag].re / n as f64 / (energy * energy_ref).sqrt();
+        let correlation = product.re / n as f64 / (energy * energy_ref).sqrt();
         if best.is_none_or(|b| correlation > b.correlation) {
             best = Some(Alignment { lag, correlation });
         }

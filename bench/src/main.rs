@@ -1,0 +1,405 @@
+//! ipphone's benchmark harness: real calls between real processes on
+//! loopback, measured on the audio itself, beside the peers they replace.
+//!
+//! `bench/run` builds ipphone in release mode and runs this; it writes
+//! `bench/RESULTS.md` (a table) and `bench/results.json`.
+//!
+//! Scenarios (the article's TCP formats):
+//! - ipphone to ipphone with `tcp-pcm` and `tcp-mp3`, WAV to WAV, both
+//!   directions: file-to-file delay by cross-correlation, correlation with
+//!   the speech sent, payload bitrate, CPU of one phone.
+//! - the article's own MP3 sender (raw audio through a `lame` pipe into the
+//!   socket) into ipphone: the delay the article complained of.
+//! - the article's raw-PCM sender (a Perl script) into ipphone.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use media::audio::wav::read_mono;
+use media::codec::resample::Resampler;
+use media::dsp::correlate;
+use serde::Serialize;
+
+const SPEECH: &str = "/usr/share/codec2/raw/speech_orig_16k.wav";
+const SPEECH_2: &str =
+    "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0880.wav";
+
+#[derive(Debug, Serialize)]
+struct Row {
+    scenario: String,
+    direction: String,
+    protocol: &'static str,
+    runs: usize,
+    delay_ms_mean: f64,
+    delay_ms_min: f64,
+    delay_ms_max: f64,
+    correlation_mean: f64,
+    payload_kbps: Option<f64>,
+    cpu_percent: Option<f64>,
+}
+
+struct Options {
+    ipphone: PathBuf,
+    out: PathBuf,
+    runs: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let options = parse_args()?;
+    for path in [SPEECH, SPEECH_2] {
+        if !Path::new(path).exists() {
+            bail!(
+                "{path} is missing: bench/run installs it (Debian codec2-examples, pocketsphinx-testdata)"
+            );
+        }
+    }
+    let work = std::env::temp_dir().join(format!("ipphone-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let mut rows = Vec::new();
+    for protocol in ["tcp-pcm", "tcp-mp3"] {
+        rows.extend(ipphone_to_ipphone(&options, &work, protocol)?);
+    }
+    rows.push(article_mp3_sender(&options, &work)?);
+    rows.push(article_pcm_sender(&options, &work)?);
+    let _ = std::fs::remove_dir_all(&work);
+
+    std::fs::create_dir_all(&options.out)?;
+    std::fs::write(
+        options.out.join("results.json"),
+        serde_json::to_string_pretty(&rows)? + "\n",
+    )?;
+    let table = markdown(&rows);
+    std::fs::write(options.out.join("RESULTS.md"), &table)?;
+    print!("{table}");
+    Ok(())
+}
+
+fn parse_args() -> anyhow::Result<Options> {
+    let mut options = Options {
+        ipphone: "target/release/ipphone".into(),
+        out: "bench".into(),
+        runs: 3,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--ipphone" => options.ipphone = value()?.into(),
+            "--out" => options.out = value()?.into(),
+            "--runs" => options.runs = value()?.parse().context("--runs takes a number")?,
+            other => bail!("unknown argument {other}; use --ipphone PATH --out DIR --runs N"),
+        }
+    }
+    Ok(options)
+}
+
+/// Two ipphones call each other for the length of the speech; both
+/// directions are measured.
+fn ipphone_to_ipphone(
+    options: &Options,
+    work: &Path,
+    protocol: &'static str,
+) -> anyhow::Result<Vec<Row>> {
+    let mut up = Samples::default();
+    let mut down = Samples::default();
+    for run in 0..options.runs {
+        let callee_heard = work.join(format!("{protocol}-{run}-callee.wav"));
+        let caller_heard = work.join(format!("{protocol}-{run}-caller.wav"));
+        let (mut callee, port) = listen(options, protocol, SPEECH_2, &callee_heard)?;
+        let caller = Command::new(&options.ipphone)
+            .args([
+                "call",
+                &format!("127.0.0.1:{port}"),
+                "--protocol",
+                protocol,
+                "--duration",
+                "11",
+            ])
+            .args(["--mic", SPEECH, "--speaker"])
+            .arg(&caller_heard)
+            .arg("--json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let (output, cpu) = run_measuring_cpu(caller)?;
+        callee.wait()?;
+        let hangup = last_event(&output, "hangup").context("the caller reported no hangup")?;
+        let seconds = hangup["seconds"].as_f64().unwrap_or(1.0).max(0.1);
+        let kbps = hangup["bytes_sent"].as_f64().unwrap_or(0.0) * 8.0 / seconds / 1000.0;
+        let a = align(Path::new(SPEECH), &callee_heard)?;
+        up.push(a, Some(kbps), Some(cpu));
+        let b = align(Path::new(SPEECH_2), &caller_heard)?;
+        down.push(b, None, None);
+    }
+    Ok(vec![
+        up.row("ipphone to ipphone", "caller to callee", protocol),
+        down.row("ipphone to ipphone", "callee to caller", protocol),
+    ])
+}
+
+/// The article's MP3 telephone sending: raw audio, at the pace of a sound
+/// card, into `lame -r -s 16 -m m -b 32 - -`, whose output goes into the
+/// socket as it comes out of the pipe.
+fn article_mp3_sender(options: &Options, work: &Path) -> anyhow::Result<Row> {
+    let mut samples = Samples::default();
+    for run in 0..options.runs {
+        let heard = work.join(format!("lame-{run}.wav"));
+        let (mut callee, port) = listen(options, "tcp-mp3", "null", &heard)?;
+        let mut socket = TcpStream::connect(("127.0.0.1", port))?;
+        let mut lame = Command::new("lame")
+            .args(["-r", "-s", "16", "-m", "m", "-b", "32", "--quiet", "-", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting lame (bench/run installs it)")?;
+        let speech = speech_at(Path::new(SPEECH), 16_000)?;
+        let pcm: Vec<u8> = speech.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let mut stdin = lame.stdin.take().context("lame's stdin")?;
+        let feeder = std::thread::spawn(move || paced_write(&mut stdin, &pcm, 32_000));
+        let mut stdout = lame.stdout.take().context("lame's stdout")?;
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stdout.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            socket.write_all(&buf[..n])?;
+        }
+        let _ = feeder.join();
+        lame.wait()?;
+        std::thread::sleep(Duration::from_millis(300));
+        drop(socket);
+        callee.wait()?;
+        samples.push(align(Path::new(SPEECH), &heard)?, None, None);
+    }
+    Ok(samples.row("the article's lame pipe to ipphone", "one way", "tcp-mp3"))
+}
+
+/// The article's raw telephone sending: a Perl script that copies a "sound
+/// card" (a file read at 8000 bytes a second) into the socket.
+fn article_pcm_sender(options: &Options, work: &Path) -> anyhow::Result<Row> {
+    const PERL: &str = r#"
+use strict; use IO::Socket::INET; use Time::HiRes qw(sleep time);
+my ($addr, $mic) = @ARGV;
+my $sock = IO::Socket::INET->new(PeerAddr => $addr, Proto => 'tcp') or die "connect: $!";
+open(my $in, '<', $mic) or die; binmode $in;
+my $start = time; my $sent = 0; my $buf;
+while (my $n = sysread($in, $buf, 80)) {
+    syswrite($sock, $buf) or last; $sent += $n;
+    my $wait = $start + $sent / 8000 - time; sleep($wait) if $wait > 0;
+}
+"#;
+    let mut samples = Samples::default();
+    let speech = speech_at(Path::new(SPEECH), 8_000)?;
+    let mut raw = vec![0u8; speech.len()];
+    proto::legacy::pcm::encode(&speech, &mut raw);
+    let mic = work.join("speech.u8");
+    std::fs::write(&mic, &raw)?;
+    for run in 0..options.runs {
+        let heard = work.join(format!("perl-{run}.wav"));
+        let (mut callee, port) = listen(options, "tcp-pcm", "null", &heard)?;
+        let status = Command::new("perl")
+            .args(["-e", PERL, &format!("127.0.0.1:{port}")])
+            .arg(&mic)
+            .status()
+            .context("running perl")?;
+        if !status.success() {
+            bail!("the Perl sender failed");
+        }
+        callee.wait()?;
+        samples.push(align(Path::new(SPEECH), &heard)?, None, None);
+    }
+    Ok(samples.row("the article's Perl script to ipphone", "one way", "tcp-pcm"))
+}
+
+#[derive(Default)]
+struct Samples {
+    delays: Vec<f64>,
+    correlations: Vec<f64>,
+    kbps: Vec<f64>,
+    cpu: Vec<f64>,
+}
+
+impl Samples {
+    fn push(&mut self, (delay_ms, correlation): (f64, f64), kbps: Option<f64>, cpu: Option<f64>) {
+        self.delays.push(delay_ms);
+        self.correlations.push(correlation);
+        self.kbps.extend(kbps);
+        self.cpu.extend(cpu);
+    }
+
+    fn row(&self, scenario: &str, direction: &str, protocol: &'static str) -> Row {
+        let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+        let round = |x: f64, places: i32| (x * 10f64.powi(places)).round() / 10f64.powi(places);
+        Row {
+            scenario: scenario.into(),
+            direction: direction.into(),
+            protocol,
+            runs: self.delays.len(),
+            delay_ms_mean: round(mean(&self.delays).unwrap_or(f64::NAN), 1),
+            delay_ms_min: round(self.delays.iter().copied().fold(f64::INFINITY, f64::min), 1),
+            delay_ms_max: round(
+                self.delays
+                    .iter()
+                    .copied()
+                    .fold(f64::NEG_INFINITY, f64::max),
+                1,
+            ),
+            correlation_mean: round(mean(&self.correlations).unwrap_or(f64::NAN), 3),
+            payload_kbps: mean(&self.kbps).map(|x| round(x, 1)),
+            cpu_percent: mean(&self.cpu).map(|x| round(x, 2)),
+        }
+    }
+}
+
+/// Starts `ipphone listen` for one call on a free loopback port.
+fn listen(
+    options: &Options,
+    protocol: &str,
+    mic: &str,
+    speaker: &Path,
+) -> anyhow::Result<(Child, u16)> {
+    let mut child = Command::new(&options.ipphone)
+        .args([
+            "listen",
+            "--bind",
+            "127.0.0.1:0",
+            "--calls",
+            "1",
+            "--protocol",
+            protocol,
+            "--mic",
+            mic,
+        ])
+        .arg("--speaker")
+        .arg(speaker)
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting ipphone listen")?;
+    let mut stdout = child.stdout.take().context("listener stdout")?;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while stdout.read(&mut byte)? == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    let event: serde_json::Value =
+        serde_json::from_slice(&line).context("the listener's first event")?;
+    let port = event["addr"]
+        .as_str()
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .context("the listening port")?;
+    // Keep reading so the listener never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    Ok((child, port))
+}
+
+/// Waits for `child`, sampling its CPU time; returns its stdout and the CPU
+/// it used as a percentage of one core over its life.
+fn run_measuring_cpu(mut child: Child) -> anyhow::Result<(String, f64)> {
+    let pid = child.id();
+    let mut stdout = child.stdout.take().context("caller stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let mut ticks = 0u64;
+    while child.try_wait()?.is_none() {
+        ticks = cpu_ticks(pid).unwrap_or(ticks);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let output = reader.join().unwrap_or_default();
+    // Linux reports CPU time in clock ticks of 1/100 s.
+    Ok((output, ticks as f64 / 100.0 / elapsed * 100.0))
+}
+
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    // utime and stime are fields 14 and 15 of stat(5), 12 and 13 after the name.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+fn last_event(output: &str, name: &str) -> Option<serde_json::Value> {
+    output
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == name)
+}
+
+fn speech_at(path: &Path, rate: u32) -> anyhow::Result<Vec<i16>> {
+    let (samples, from) = read_mono(path)?;
+    let mut out = Vec::new();
+    Resampler::new(from, rate).process(&samples, &mut out);
+    Ok(out)
+}
+
+/// (delay in ms, correlation) of a recording against the speech sent.
+fn align(sent: &Path, recording: &Path) -> anyhow::Result<(f64, f64)> {
+    let (heard, rate) = read_mono(recording)?;
+    let reference = speech_at(sent, rate)?;
+    let a = correlate::align(&reference, &heard, rate as usize * 3).with_context(|| {
+        format!(
+            "nothing in {} lines up with the speech",
+            recording.display()
+        )
+    })?;
+    Ok((a.lag_ms(rate), a.correlation))
+}
+
+fn paced_write(out: &mut impl Write, bytes: &[u8], bytes_per_second: u64) {
+    let start = Instant::now();
+    let piece = (bytes_per_second / 100) as usize;
+    for (i, chunk) in bytes.chunks(piece).enumerate() {
+        if out.write_all(chunk).is_err() {
+            return;
+        }
+        let due = start + Duration::from_millis(10 * (i as u64 + 1));
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+fn markdown(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "# ipphone benchmark results\n\n\
+         Written by `bench/run` (see bench/README.md). Real processes on loopback, real speech \
+         (codec2's speech_orig_16k.wav, LibriVox from pocketsphinx-testdata). Delay is file to \
+         file: the lag of the cross-correlation peak between the speech sent and the recording \
+         made at the far end, whose clock starts when the call connects. Payload is TCP payload \
+         (no TCP/IP headers). CPU is one ipphone process (both directions of its call) as a \
+         percentage of one core.\n\n\
+         | scenario | direction | protocol | runs | delay ms (mean) | min | max | correlation | payload kbit/s | CPU % |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let opt = |v: Option<f64>| v.map_or("-".to_string(), |x| x.to_string());
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            r.scenario,
+            r.direction,
+            r.protocol,
+            r.runs,
+            r.delay_ms_mean,
+            r.delay_ms_min,
+            r.delay_ms_max,
+            r.correlation_mean,
+            opt(r.payload_kbps),
+            opt(r.cpu_percent)
+        ));
+    }
+    s
+}
