@@ -23,7 +23,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::codec::resample::Resampler;
@@ -97,6 +97,20 @@ pub struct StreamCounters {
     /// Set when a microphone has reached the end of its input (a WAV file);
     /// from then on it delivers silence.
     pub ended: AtomicBool,
+    /// Playback: samples the shared layer asks the backend to drop from the
+    /// oldest end of the ring, to cut a standing delay at once.
+    pub discard: AtomicUsize,
+}
+
+/// Run by a playback backend's real-time side before it takes samples: drops
+/// what [`Speaker`] asked to drop. Lock-free and allocation-free.
+pub fn apply_discard(ring: &mut rtrb::Consumer<i16>, counters: &StreamCounters) {
+    let asked = counters.discard.swap(0, Ordering::Relaxed);
+    if asked > 0
+        && let Ok(chunk) = ring.read_chunk(asked.min(ring.slots()))
+    {
+        chunk.commit_all();
+    }
 }
 
 /// Something that must stay alive while a stream runs: a device stream, a
@@ -267,8 +281,6 @@ pub struct Speaker {
     /// The lowest the queue has been, just before a push, since `window_start`.
     low_point: usize,
     window_start: Instant,
-    /// Incoming samples still to drop to bring the queue down.
-    to_skip: usize,
     dropped: u64,
 }
 
@@ -292,7 +304,6 @@ impl Speaker {
             started: false,
             low_point: usize::MAX,
             window_start: Instant::now(),
-            to_skip: 0,
             dropped: 0,
             stream,
         }
@@ -317,18 +328,20 @@ impl Speaker {
 
         if self.window_start.elapsed() >= self.window {
             if self.low_point > self.prefill + self.slack {
-                self.to_skip = self.low_point - self.prefill;
+                // Drop the oldest audio, not the newest: the delay falls at
+                // once instead of after the backlog has played out.
+                let excess = self.low_point - self.prefill;
+                self.stream.counters.discard.fetch_add(excess, Ordering::Relaxed);
+                self.dropped += excess as u64;
             }
             self.restart_window();
         }
-        let skip = self.to_skip.min(self.scratch.len());
-        self.to_skip -= skip;
-        let samples = &self.scratch[skip..];
+        let samples = &self.scratch[..];
         let n = samples.len().min(self.stream.ring.slots());
         if let Ok(chunk) = self.stream.ring.write_chunk_uninit(n) {
             chunk.fill_from_iter(samples[..n].iter().copied());
         }
-        self.dropped += (skip + samples.len() - n) as u64;
+        self.dropped += (samples.len() - n) as u64;
     }
 
     /// Samples played as silence because nothing was queued.
@@ -399,7 +412,7 @@ mod tests {
         // A stalled link catches up: half a second arrives at once, then
         // audio flows at the right pace, and the queue never drains.
         speaker.play(&[100; 4_000]);
-        for _ in 0..80 {
+        for _ in 0..30 {
             std::thread::sleep(Duration::from_millis(10));
             speaker.play(&[100; 80]);
         }

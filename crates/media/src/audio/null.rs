@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::pace::{Paced, PacedTask};
-use super::{MicStream, SpeakerStream, StreamCounters, ring_capacity};
+use super::{MicStream, SpeakerStream, StreamCounters, apply_discard, ring_capacity};
 
 pub fn open_mic(rate: u32) -> MicStream {
     let (producer, ring) = rtrb::RingBuffer::new(ring_capacity(rate));
@@ -67,6 +67,7 @@ struct Discard {
 
 impl PacedTask for Discard {
     fn step(&mut self, samples: usize) {
+        apply_discard(&mut self.consumer, &self.counters);
         let have = self.consumer.slots().min(samples);
         if let Ok(chunk) = self.consumer.read_chunk(have) {
             chunk.commit_all();

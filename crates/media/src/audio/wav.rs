@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::pace::{Paced, PacedTask};
-use super::{AudioError, MicStream, SpeakerStream, StreamCounters, ring_capacity};
+use super::{AudioError, MicStream, SpeakerStream, StreamCounters, apply_discard, ring_capacity};
 
 /// Checks that `path` opens as a WAV file ipphone can read.
 pub fn check_readable(path: &Path) -> Result<(), AudioError> {
@@ -92,6 +92,7 @@ struct Recorder {
 
 impl PacedTask for Recorder {
     fn step(&mut self, samples: usize) {
+        apply_discard(&mut self.consumer, &self.counters);
         let have = self.consumer.slots().min(samples);
         let mut result = Ok(());
         if let Ok(chunk) = self.consumer.read_chunk(have) {
