@@ -84,13 +84,24 @@ fn caller_that_vanishes_does_not_stop_the_listener() {
 
 #[test]
 fn sigterm_hangs_up_a_call_then_exits_when_idle() {
-    let (mut callee, port) = Phone::listen(&["--mic", "null", "--speaker", "null"]);
+    let dir = scratch("sigterm");
+    let heard = dir.join("heard.wav");
+    let (mut callee, port) =
+        Phone::listen(&["--mic", "null", "--speaker", heard.to_str().unwrap()]);
     let target = format!("127.0.0.1:{port}");
     let mut caller = Phone::spawn(&["call", &target, "--mic", "null", "--speaker", "null"]);
     caller.wait_for("connected", LONG);
     callee.wait_for("connected", LONG);
+    std::thread::sleep(Duration::from_millis(700));
     callee.signal("TERM");
     assert_eq!(callee.wait_for("hangup", LONG)["reason"], "local");
+    // The recording of the call that was hung up on is complete on disk.
+    let (recorded, rate) = read_wav(&heard);
+    assert!(
+        recorded.len() as u32 >= rate / 2,
+        "{} samples",
+        recorded.len()
+    );
     assert_eq!(
         caller.exit_code(LONG),
         0,
@@ -247,4 +258,25 @@ fn listener_survives_garbage_and_answers_the_next_caller() {
         dir.join("heard-2.wav").exists(),
         "the second call has its own recording"
     );
+}
+
+#[test]
+fn calls_work_over_ipv6() {
+    let (mut callee, port) = Phone::listen_on(
+        "[::1]:0",
+        &["--calls", "1", "--mic", "null", "--speaker", "null"],
+    );
+    let mut caller = Phone::spawn(&[
+        "call",
+        &format!("[::1]:{port}"),
+        "--duration",
+        "1",
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
+    assert_eq!(caller.exit_code(LONG), 0);
+    assert!(hangup(&caller)["bytes_received"].as_u64().unwrap() > 4_000);
+    assert_eq!(callee.exit_code(LONG), 0);
 }

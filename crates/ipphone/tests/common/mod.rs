@@ -95,7 +95,12 @@ impl Phone {
 
     /// Starts a listener on a free loopback port; returns it and the port.
     pub fn listen(args: &[&str]) -> (Phone, u16) {
-        let mut all = vec!["listen", "--bind", "127.0.0.1:0"];
+        Phone::listen_on("127.0.0.1:0", args)
+    }
+
+    /// Starts a listener bound to `bind`; returns it and the port it got.
+    pub fn listen_on(bind: &str, args: &[&str]) -> (Phone, u16) {
+        let mut all = vec!["listen", "--bind", bind];
         all.extend_from_slice(args);
         let mut phone = Phone::spawn(&all);
         let ev = phone.wait_for("listening", Duration::from_secs(20));

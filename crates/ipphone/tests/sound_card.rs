@@ -1,0 +1,404 @@
+//! A call between two sound devices: a private PulseAudio daemon with two
+//! null sinks stands in for two sound cards. `paplay` speaks real speech into
+//! sink `mouth`, whose monitor is the caller's microphone; the callee's
+//! speaker is sink `ear`, recorded from its monitor by `parecord`. Both
+//! ipphone processes talk tcp-pcm over loopback, and what `ear` played must
+//! be the speech `mouth` heard.
+//!
+//! The sound devices are found through `PULSE_SERVER`, one per process, so
+//! the call runs in a child process: the parent starts the daemon and re-runs
+//! this test binary on the `#[ignore]`d child test with the environment set.
+
+mod common;
+
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::*;
+use media::audio::{MicStream, device};
+use media::dsp::correlate::{self, Alignment};
+
+/// Set in the child process: the test to run there.
+const CHILD: &str = "IPPHONE_TEST_CHILD";
+/// The rate of the recordings: the call's own (tcp-pcm is 8 kHz).
+const RATE: u32 = 8_000;
+
+#[test]
+fn speech_crosses_a_call_between_two_sound_devices() {
+    let pulse = PrivatePulse::start("sound-card", &["mouth", "ear"]);
+    let out = run_child("child_call_between_sound_devices", &pulse.env());
+    report(&out, "child_call_between_sound_devices");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("ALSA lib"),
+        "alsa-lib's messages reached stderr:\n{stderr}"
+    );
+}
+
+#[test]
+#[ignore = "run by speech_crosses_a_call_between_two_sound_devices in a child process"]
+fn child_call_between_sound_devices() {
+    if std::env::var(CHILD).as_deref() != Ok("child_call_between_sound_devices") {
+        println!("runs only as a child of speech_crosses_a_call_between_two_sound_devices");
+        return;
+    }
+    let dir = scratch("sound-card");
+    let speech_path = speech(SPEECH);
+    let heard_path = dir.join("ear.wav");
+
+    // Our own taps on both monitors, opened together so that their
+    // timelines agree: the mouth-to-ear delay is the difference of where the
+    // speech lies in each.
+    let taps = Taps::start(["mouth.monitor", "ear.monitor"]);
+    // An independent recording of what the callee's speaker played.
+    let mut parecord = Command::new("parecord")
+        .args(["--device=ear.monitor", "--channels=1", "--format=s16le"])
+        .arg(format!("--rate={RATE}"))
+        .arg("--file-format=wav")
+        .arg(&heard_path)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("starting parecord (Debian package pulseaudio-utils)");
+
+    let (mut callee, port) = Phone::listen(&[
+        "--protocol",
+        "tcp-pcm",
+        "--calls",
+        "1",
+        "--mic",
+        "null",
+        "--speaker",
+        "pulse:ear",
+    ]);
+    let mut caller = Phone::spawn(&[
+        "call",
+        &format!("127.0.0.1:{port}"),
+        "--protocol",
+        "tcp-pcm",
+        "--duration",
+        "14",
+        "--mic",
+        "mouth.monitor",
+        "--speaker",
+        "null",
+    ]);
+    caller.wait_for("connected", Duration::from_secs(20));
+    let spoken = Command::new("paplay")
+        .arg("--device=mouth")
+        .arg(&speech_path)
+        .status()
+        .expect("running paplay (Debian package pulseaudio-utils)");
+    assert!(spoken.success(), "paplay failed: {spoken}");
+    assert_eq!(caller.exit_code(Duration::from_secs(30)), 0, "caller exit");
+    assert_eq!(callee.exit_code(Duration::from_secs(10)), 0, "callee exit");
+    std::thread::sleep(Duration::from_millis(300));
+    let recordings = taps.stop();
+    stop_gently(&mut parecord);
+
+    let (speech, speech_rate) = read_wav(&speech_path);
+    let reference = resample(&speech, speech_rate, RATE);
+    let (heard, heard_rate) = read_wav(&heard_path);
+    assert_eq!(heard_rate, RATE, "parecord's rate");
+    let whole = correlate::align(&reference, &heard, heard.len())
+        .expect("parecord's recording of the callee's speaker is silent");
+    let heard_ok = check_pieces(&reference, &heard, whole, "the callee's speaker (parecord)");
+
+    let [mouth, ear] = recordings;
+    let at_mouth = correlate::align(&reference, &mouth, mouth.len())
+        .expect("the caller's microphone heard nothing");
+    let at_ear =
+        correlate::align(&reference, &ear, ear.len()).expect("the callee's speaker played nothing");
+    let mouth_ok = check_pieces(
+        &reference,
+        &mouth,
+        at_mouth,
+        "the caller's microphone (our tap)",
+    );
+    let ear_ok = check_pieces(&reference, &ear, at_ear, "the callee's speaker (our tap)");
+    let delay = (at_ear.lag as f64 - at_mouth.lag as f64) * 1000.0 / f64::from(RATE);
+    let hangup = caller
+        .seen
+        .iter()
+        .find(|e| e["event"] == "hangup")
+        .expect("the caller's hangup event")
+        .clone();
+    let callee_hangup = callee
+        .seen
+        .iter()
+        .find(|e| e["event"] == "hangup")
+        .expect("the callee's hangup event")
+        .clone();
+    println!(
+        "mouth to ear (caller's capture device, tcp-pcm over loopback, callee's playout and \
+         playback device): {delay:.1} ms; callee underruns {} ms, dropped {} ms; caller sent \
+         {} bytes",
+        callee_hangup["underrun_ms"], callee_hangup["dropped_ms"], hangup["bytes_sent"],
+    );
+    assert_eq!(hangup["reason"], "duration", "{hangup}");
+    assert!(
+        heard_ok && mouth_ok && ear_ok,
+        "the audio was damaged on the way (see above)"
+    );
+    assert!(
+        at_mouth.correlation > 0.9,
+        "the caller's microphone did not hear the speech: {at_mouth:?}"
+    );
+    assert!(
+        (0.0..500.0).contains(&delay),
+        "mouth to ear took {delay:.1} ms"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Checks that `received` holds `reference` piece by piece (half a second
+/// each), near where the whole lines up. A sound server starved of CPU may
+/// play a few milliseconds of silence in the middle (an underrun), which
+/// spoils the piece it falls in and shifts what follows; such glitches are
+/// reported, and more than two make it return false.
+fn check_pieces(reference: &[i16], received: &[i16], whole: Alignment, what: &str) -> bool {
+    let piece = RATE as usize / 2;
+    let search = RATE as usize / 5;
+    let mut lags = Vec::new();
+    let mut spoilt = Vec::new();
+    for (n, part) in reference.chunks_exact(piece).enumerate() {
+        if part.iter().all(|s| s.abs() < 1_000) {
+            continue;
+        }
+        let from = (n * piece + whole.lag).saturating_sub(search);
+        let to = (n * piece + whole.lag + piece + search).min(received.len());
+        match correlate::align(part, &received[from.min(to)..to], 2 * search) {
+            Some(found) if found.correlation > 0.9 => {
+                lags.push((from + found.lag) as i64 - (n * piece) as i64)
+            }
+            found => spoilt.push((n as f64 / 2.0, found.map(|f| f.correlation))),
+        }
+    }
+    let slips: Vec<f64> = lags
+        .windows(2)
+        .filter(|w| w[0].abs_diff(w[1]) > u64::from(RATE / 1000))
+        .map(|w| (w[1] as f64 - w[0] as f64) * 1000.0 / f64::from(RATE))
+        .collect();
+    println!(
+        "{what}: correlation {:.4} with the speech as a whole; {} half-seconds of it found \
+         whole; slips {slips:?} ms; pieces (start s, correlation) not found whole: {spoilt:?}",
+        whole.correlation,
+        lags.len()
+    );
+    slips.len() <= 2 && spoilt.len() <= 2 && lags.len() >= 10
+}
+
+/// Recordings of several sound devices through ipphone's own backend, on
+/// one thread, so that their sample counts share one timeline.
+struct Taps<const N: usize> {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<[Vec<i16>; N]>,
+}
+
+impl<const N: usize> Taps<N> {
+    fn start(names: [&str; N]) -> Self {
+        let mut mics: [MicStream; N] = names.map(|name| {
+            device::open_mic(Some(name), RATE).unwrap_or_else(|e| panic!("opening {name}: {e}"))
+        });
+        for mic in &mics {
+            assert_eq!(mic.rate, RATE, "PulseAudio takes any rate");
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut recorded: [Vec<i16>; N] = std::array::from_fn(|_| Vec::new());
+            // Start every recording at the same moment.
+            for mic in &mut mics {
+                while mic.ring.pop().is_ok() {}
+            }
+            while !stopping.load(Ordering::Relaxed) {
+                for (mic, out) in mics.iter_mut().zip(&mut recorded) {
+                    while let Ok(s) = mic.ring.pop() {
+                        out.push(s);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            recorded
+        });
+        Self { stop, thread }
+    }
+
+    fn stop(self) -> [Vec<i16>; N] {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("the recording thread")
+    }
+}
+
+/// Stops a PulseAudio client as Ctrl-C would, so that it finishes its file.
+fn stop_gently(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Runs this test binary on the single test `name`, with `env` added.
+fn run_child(name: &str, env: &[(String, String)]) -> Output {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        name,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD, name)
+    .env_remove("PULSE_RUNTIME_PATH")
+    .env_remove("PULSE_COOKIE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("running the test binary again")
+}
+
+/// Prints a child's output and fails unless its one test ran and passed.
+fn report(out: &Output, name: &str) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("--- {name} stdout ---\n{stdout}--- {name} stderr ---\n{stderr}");
+    assert!(out.status.success(), "{name} failed ({})", out.status);
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "{name} did not run: {stdout}"
+    );
+}
+
+/// A PulseAudio daemon of the test's own, on its own socket, with a null sink
+/// per name; killed when dropped, even when the test panics.
+struct PrivatePulse {
+    dir: PathBuf,
+    socket: PathBuf,
+    child: Child,
+}
+
+impl PrivatePulse {
+    /// Starts the daemon or fails the test saying why.
+    fn start(tag: &str, sinks: &[&str]) -> Self {
+        let dir = unique_dir(tag);
+        let socket = dir.join("native");
+        let config = dir.join("default.pa");
+        let mut script = format!(
+            "load-module module-native-protocol-unix auth-anonymous=1 socket={}\n",
+            socket.display()
+        );
+        for sink in sinks {
+            script += &format!("load-module module-null-sink sink_name={sink}\n");
+        }
+        script += "load-module module-always-sink\n";
+        std::fs::write(&config, script).expect("writing the PulseAudio configuration");
+        // Clients send the cookie they find, and PulseAudio rejects an empty
+        // one as a protocol error even when it lets anyone in.
+        std::fs::create_dir_all(dir.join(".config/pulse")).expect("a config directory");
+        std::fs::write(dir.join(".config/pulse/cookie"), [0x5a; 256]).expect("writing a cookie");
+        let log = std::fs::File::create(dir.join("pulseaudio.log")).expect("a log file");
+        let child = Command::new("pulseaudio")
+            .args([
+                "-n",
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "--use-pid-file=no",
+            ])
+            .args(["--disallow-exit", "--log-target=stderr", "-F"])
+            .arg(&config)
+            .env("HOME", &dir)
+            .env("XDG_RUNTIME_DIR", &dir)
+            .env("XDG_CONFIG_HOME", dir.join(".config"))
+            .env_remove("PULSE_SERVER")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn();
+        let child = match child {
+            Ok(child) => child,
+            Err(e) => panic!(
+                "cannot start pulseaudio ({e}): this test needs the Debian packages \
+                 `pulseaudio` and `pulseaudio-utils` installed"
+            ),
+        };
+        let mut pulse = Self { dir, socket, child };
+        pulse.wait_ready();
+        pulse
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "pulseaudio exited ({status}) before it answered on {}:\n{}",
+                    self.socket.display(),
+                    self.log()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "pulseaudio did not answer on {} within 15 s:\n{}",
+                    self.socket.display(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The environment of a client of this daemon and of no other.
+    fn env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "PULSE_SERVER".into(),
+                format!("unix:{}", self.socket.display()),
+            ),
+            ("XDG_RUNTIME_DIR".into(), self.dir.display().to_string()),
+            ("HOME".into(), self.dir.display().to_string()),
+        ]
+    }
+
+    fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.dir.join("pulseaudio.log")) {
+            let _ = f.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for PrivatePulse {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A new empty directory, unique to this process and tag. Kept short: a
+/// socket path must fit in 108 bytes.
+fn unique_dir(tag: &str) -> PathBuf {
+    let dir = Path::new("/tmp").join(format!("ipphone-pa-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating a temporary directory");
+    dir
+}
