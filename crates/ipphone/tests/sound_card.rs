@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use media::audio::{MicStream, device};
-use media::dsp::correlate::{self, Alignment};
+use media::dsp::correlate;
 
 /// Set in the child process: the test to run there.
 const CHILD: &str = "IPPHONE_TEST_CHILD";
@@ -105,23 +105,11 @@ fn child_call_between_sound_devices() {
     let reference = resample(&speech, speech_rate, RATE);
     let (heard, heard_rate) = read_wav(&heard_path);
     assert_eq!(heard_rate, RATE, "parecord's rate");
-    let whole = correlate::align(&reference, &heard, heard.len())
-        .expect("parecord's recording of the callee's speaker is silent");
-    let heard_ok = check_pieces(&reference, &heard, whole, "the callee's speaker (parecord)");
-
+    let heard = Pieces::find(&reference, &heard, "the callee's speaker (parecord)");
     let [mouth, ear] = recordings;
-    let at_mouth = correlate::align(&reference, &mouth, mouth.len())
-        .expect("the caller's microphone heard nothing");
-    let at_ear =
-        correlate::align(&reference, &ear, ear.len()).expect("the callee's speaker played nothing");
-    let mouth_ok = check_pieces(
-        &reference,
-        &mouth,
-        at_mouth,
-        "the caller's microphone (our tap)",
-    );
-    let ear_ok = check_pieces(&reference, &ear, at_ear, "the callee's speaker (our tap)");
-    let delay = (at_ear.lag as f64 - at_mouth.lag as f64) * 1000.0 / f64::from(RATE);
+    let mouth = Pieces::find(&reference, &mouth, "the caller's microphone (our tap)");
+    let ear = Pieces::find(&reference, &ear, "the callee's speaker (our tap)");
+
     let hangup = caller
         .seen
         .iter()
@@ -134,6 +122,16 @@ fn child_call_between_sound_devices() {
         .find(|e| e["event"] == "hangup")
         .expect("the callee's hangup event")
         .clone();
+    // Where the first piece heard at both ends lies in each tap: the taps
+    // share one timeline.
+    let delay = mouth
+        .lags
+        .iter()
+        .find_map(|&(n, at_mouth)| {
+            let at_ear = ear.lags.iter().find(|&&(m, _)| m == n)?.1;
+            Some((at_ear - at_mouth) as f64 * 1000.0 / f64::from(RATE))
+        })
+        .expect("no piece of the speech was heard whole at both ends");
     println!(
         "mouth to ear (caller's capture device, tcp-pcm over loopback, callee's playout and \
          playback device): {delay:.1} ms; callee underruns {} ms, dropped {} ms; caller sent \
@@ -141,14 +139,9 @@ fn child_call_between_sound_devices() {
         callee_hangup["underrun_ms"], callee_hangup["dropped_ms"], hangup["bytes_sent"],
     );
     assert_eq!(hangup["reason"], "duration", "{hangup}");
-    assert!(
-        heard_ok && mouth_ok && ear_ok,
-        "the audio was damaged on the way (see above)"
-    );
-    assert!(
-        at_mouth.correlation > 0.9,
-        "the caller's microphone did not hear the speech: {at_mouth:?}"
-    );
+    for pieces in [&heard, &mouth, &ear] {
+        pieces.check();
+    }
     assert!(
         (0.0..500.0).contains(&delay),
         "mouth to ear took {delay:.1} ms"
@@ -156,41 +149,88 @@ fn child_call_between_sound_devices() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Checks that `received` holds `reference` piece by piece (half a second
-/// each), near where the whole lines up. A sound server starved of CPU may
-/// play a few milliseconds of silence in the middle (an underrun), which
-/// spoils the piece it falls in and shifts what follows; such glitches are
-/// reported, and more than two make it return false.
-fn check_pieces(reference: &[i16], received: &[i16], whole: Alignment, what: &str) -> bool {
-    let piece = RATE as usize / 2;
-    let search = RATE as usize / 5;
-    let mut lags = Vec::new();
-    let mut spoilt = Vec::new();
-    for (n, part) in reference.chunks_exact(piece).enumerate() {
-        if part.iter().all(|s| s.abs() < 1_000) {
-            continue;
-        }
-        let from = (n * piece + whole.lag).saturating_sub(search);
-        let to = (n * piece + whole.lag + piece + search).min(received.len());
-        match correlate::align(part, &received[from.min(to)..to], 2 * search) {
-            Some(found) if found.correlation > 0.9 => {
-                lags.push((from + found.lag) as i64 - (n * piece) as i64)
+/// Where the half-second pieces of the speech lie in a recording.
+///
+/// A recording is checked piece by piece rather than as a whole because
+/// cpal's PulseAudio client loses audio when the server is short of CPU (it
+/// asks the server to hold no more than one period for it), and every loss
+/// shifts what follows and spoils one correlation of the whole. The losses
+/// are reported; the test asks that three pieces in four arrive whole.
+struct Pieces {
+    what: String,
+    /// (piece number, where it starts in the recording minus where it
+    /// starts in the speech), for each piece found whole.
+    lags: Vec<(usize, i64)>,
+    /// (start in seconds, best correlation) of the pieces not found whole.
+    spoilt: Vec<(f64, Option<f64>)>,
+    loud: usize,
+}
+
+impl Pieces {
+    fn find(reference: &[i16], received: &[i16], what: &str) -> Self {
+        let whole = correlate::align(reference, received, received.len())
+            .unwrap_or_else(|| panic!("{what}: the recording is silent"));
+        let piece = RATE as usize / 2;
+        let search = RATE as usize / 4;
+        let mut lags = Vec::new();
+        let mut spoilt = Vec::new();
+        let mut loud = 0;
+        let mut anchor = whole.lag as i64;
+        for (n, part) in reference.chunks_exact(piece).enumerate() {
+            if part.iter().all(|s| s.abs() < 1_000) {
+                continue;
             }
-            found => spoilt.push((n as f64 / 2.0, found.map(|f| f.correlation))),
+            loud += 1;
+            let start = (n * piece) as i64 + anchor;
+            let from = (start - search as i64).clamp(0, received.len() as i64) as usize;
+            let to = (start + (piece + search) as i64).clamp(0, received.len() as i64) as usize;
+            match correlate::align(part, &received[from..to], 2 * search) {
+                Some(found) if found.correlation > 0.9 => {
+                    anchor = (from + found.lag) as i64 - (n * piece) as i64;
+                    lags.push((n, anchor));
+                }
+                found => spoilt.push((n as f64 / 2.0, found.map(|f| f.correlation))),
+            }
         }
+        let pieces = Self {
+            what: what.to_owned(),
+            lags,
+            spoilt,
+            loud,
+        };
+        println!(
+            "{what}: correlation {:.4} with the speech as a whole; {} of {} half-seconds \
+             found whole; slips {:?} ms; pieces (start s, correlation) not found whole: {:?}",
+            whole.correlation,
+            pieces.lags.len(),
+            pieces.loud,
+            pieces.slips(),
+            pieces.spoilt,
+        );
+        pieces
     }
-    let slips: Vec<f64> = lags
-        .windows(2)
-        .filter(|w| w[0].abs_diff(w[1]) > u64::from(RATE / 1000))
-        .map(|w| (w[1] as f64 - w[0] as f64) * 1000.0 / f64::from(RATE))
-        .collect();
-    println!(
-        "{what}: correlation {:.4} with the speech as a whole; {} half-seconds of it found \
-         whole; slips {slips:?} ms; pieces (start s, correlation) not found whole: {spoilt:?}",
-        whole.correlation,
-        lags.len()
-    );
-    slips.len() <= 2 && spoilt.len() <= 2 && lags.len() >= 10
+
+    /// Jumps in the lag from one piece found whole to the next.
+    fn slips(&self) -> Vec<f64> {
+        self.lags
+            .windows(2)
+            .filter(|w| w[0].1.abs_diff(w[1].1) > u64::from(RATE / 1000))
+            .map(|w| (w[1].1 - w[0].1) as f64 * 1000.0 / f64::from(RATE))
+            .collect()
+    }
+
+    fn check(&self) {
+        assert!(
+            self.loud >= 10 && self.lags.len() * 4 >= self.loud * 3,
+            "{}: only {} of {} half-seconds of the speech arrived whole; slips {:?} ms, \
+             pieces not found {:?}",
+            self.what,
+            self.lags.len(),
+            self.loud,
+            self.slips(),
+            self.spoilt
+        );
+    }
 }
 
 /// Recordings of several sound devices through ipphone's own backend, on
@@ -301,8 +341,14 @@ impl PrivatePulse {
             "load-module module-native-protocol-unix auth-anonymous=1 socket={}\n",
             socket.display()
         );
+        // Telephone-rate mono sinks: nothing to resample for an 8 kHz call,
+        // which matters because cpal's fixed buffer sizes drive a null sink
+        // to render every half millisecond.
         for sink in sinks {
-            script += &format!("load-module module-null-sink sink_name={sink}\n");
+            script += &format!(
+                "load-module module-null-sink sink_name={sink} rate={RATE} channels=1 \
+                 format=s16le\n"
+            );
         }
         script += "load-module module-always-sink\n";
         std::fs::write(&config, script).expect("writing the PulseAudio configuration");
