@@ -13,7 +13,7 @@ use anyhow::Context;
 use media::audio::{AudioSpec, PlayoutConfig};
 
 use crate::call::{Call, CallEnd, CallSetup, MicSource, Role};
-use crate::cli::{CallArgs, ListenArgs, exit};
+use crate::cli::{AudioArgs, CallArgs, ListenArgs, exit};
 use crate::events::{Event, HangupReason, Reporter};
 
 /// How often the loops look at the clock, the listener and the signals.
@@ -46,7 +46,7 @@ impl Interrupt {
 
 pub fn listen(args: ListenArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     let report = Reporter::new(args.audio.json);
-    media::audio::check_mic(&args.audio.mic)?;
+    check_audio(&args.audio)?;
     let listener =
         TcpListener::bind(args.bind).with_context(|| format!("cannot listen on {}", args.bind))?;
     let local = listener
@@ -128,6 +128,14 @@ pub fn listen(args: ListenArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     }
 }
 
+/// Fails early, before anyone is called or waits for us, when the audio
+/// named on the command line cannot be used.
+fn check_audio(audio: &AudioArgs) -> anyhow::Result<()> {
+    media::audio::check_mic(&audio.mic).context("the microphone (--mic)")?;
+    media::audio::check_speaker(&audio.speaker).context("the speaker (--speaker)")?;
+    Ok(())
+}
+
 /// Accepts connections on a thread of their own, so that a caller is
 /// answered the moment it connects, whatever the main loop is doing.
 fn accept_in_background(
@@ -154,7 +162,7 @@ fn accept_in_background(
 
 pub fn call(args: CallArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     let report = Reporter::new(args.audio.json);
-    media::audio::check_mic(&args.audio.mic)?;
+    check_audio(&args.audio)?;
     report.emit(Event::Dialing {
         target: args.target.clone(),
         protocol: args.protocol.name(),

@@ -280,3 +280,53 @@ fn calls_work_over_ipv6() {
     assert!(hangup(&caller)["bytes_received"].as_u64().unwrap() > 4_000);
     assert_eq!(callee.exit_code(LONG), 0);
 }
+
+/// With no sound card and no sound server, ipphone says so plainly before
+/// it calls anyone, and alsa-lib's own complaints stay out of the way.
+#[test]
+fn a_missing_sound_device_is_reported_before_dialling() {
+    let nowhere = scratch("no-sound");
+    let quiet = |args: &[&str]| {
+        ipphone()
+            .args(args)
+            .env("PULSE_SERVER", format!("unix:{}/native", nowhere.display()))
+            .env("XDG_RUNTIME_DIR", &nowhere)
+            .output()
+            .unwrap()
+    };
+    // A listener that would answer, to show the call is never made.
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    server.set_nonblocking(true).unwrap();
+    let target = format!("127.0.0.1:{}", server.local_addr().unwrap().port());
+    for args in [
+        &["call", &target, "--mic", "default", "--speaker", "null"][..],
+        &[
+            "call",
+            &target,
+            "--mic",
+            "null",
+            "--speaker",
+            "no-such-device",
+        ],
+        &[
+            "listen",
+            "--bind",
+            "127.0.0.1:0",
+            "--mic",
+            "no-such-device",
+            "--speaker",
+            "null",
+        ],
+        &["devices"],
+    ] {
+        let out = quiet(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("no sound card"), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("ALSA lib") && !stderr.contains("panicked"),
+            "{stderr}"
+        );
+    }
+    assert!(server.accept().is_err(), "nobody was called");
+}

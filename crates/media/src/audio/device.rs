@@ -102,6 +102,22 @@ pub fn list() -> Result<Vec<DeviceInfo>, AudioError> {
     })
 }
 
+/// Checks that the microphone (`input`) or speaker `name` (the default one if
+/// `None`) exists, without opening it: so that a call fails before it rings
+/// anyone, not after.
+pub fn check(name: Option<&str>, input: bool) -> Result<(), AudioError> {
+    let name = name.map(str::to_owned);
+    let direction = if input {
+        Direction::Capture
+    } else {
+        Direction::Playback
+    };
+    on_quiet_thread("audio-check", move || {
+        let hosts = Hosts::connect();
+        pick(&hosts, direction, name.as_deref()).map(|_| ())
+    })
+}
+
 /// Opens the microphone `name` (the default one if `None`), at
 /// `preferred_rate` if the device offers it, else at its closest rate.
 pub fn open_mic(name: Option<&str>, preferred_rate: u32) -> Result<MicStream, AudioError> {

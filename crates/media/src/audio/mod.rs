@@ -159,11 +159,23 @@ pub fn open_speaker(spec: &AudioSpec, preferred_rate: u32) -> Result<SpeakerStre
 }
 
 /// Checks, before a call, that `spec` can serve as a microphone: a WAV file
-/// must exist and parse. Devices are checked when they are opened.
+/// must exist and parse, a device must exist.
 pub fn check_mic(spec: &AudioSpec) -> Result<(), AudioError> {
     match spec {
         AudioSpec::Wav(path) => wav::check_readable(path),
-        _ => Ok(()),
+        AudioSpec::Default => device::check(None, true),
+        AudioSpec::Device(name) => device::check(Some(name), true),
+        AudioSpec::Null => Ok(()),
+    }
+}
+
+/// Checks, before a call, that `spec` can serve as a speaker: a device must
+/// exist. (A WAV file is created when the call starts.)
+pub fn check_speaker(spec: &AudioSpec) -> Result<(), AudioError> {
+    match spec {
+        AudioSpec::Default => device::check(None, false),
+        AudioSpec::Device(name) => device::check(Some(name), false),
+        AudioSpec::Wav(_) | AudioSpec::Null => Ok(()),
     }
 }
 
@@ -331,7 +343,10 @@ impl Speaker {
                 // Drop the oldest audio, not the newest: the delay falls at
                 // once instead of after the backlog has played out.
                 let excess = self.low_point - self.prefill;
-                self.stream.counters.discard.fetch_add(excess, Ordering::Relaxed);
+                self.stream
+                    .counters
+                    .discard
+                    .fetch_add(excess, Ordering::Relaxed);
                 self.dropped += excess as u64;
             }
             self.restart_window();
