@@ -61,6 +61,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// List the sound devices ipphone can use.
     Devices,
+    /// Relay UDP between two parties, adding loss, delay, jitter or a bandwidth cap.
+    Relay(crate::relay::RelayArgs),
 }
 
 /// How a call's audio travels.

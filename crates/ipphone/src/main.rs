@@ -7,6 +7,7 @@ mod codec;
 mod demo;
 mod events;
 mod phone;
+mod relay;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Call(args) => phone::call(args, &interrupt),
         Command::Demo(args) => demo::run(args, &interrupt),
         Command::Devices => devices(),
+        Command::Relay(args) => relay::run(args, &interrupt),
     }
 }
 
