@@ -3,5 +3,7 @@
 //! Codecs write into caller-provided buffers and never block.
 
 pub mod error;
+pub mod g711;
 pub mod mp3;
+pub mod opus;
 pub mod resample;

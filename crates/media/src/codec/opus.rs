@@ -1,0 +1,476 @@
+//! Opus (RFC 6716) for calls, mono, as RTP carries it (RFC 7587): the VoIP
+//! application, in-band FEC, DTX and the decoder's own concealment.
+//!
+//! The codec is `ropus`, a pure-Rust port of libopus (fixed point) that is
+//! bit-exact against the C reference, so the default build needs no C
+//! toolchain, no cmake and no libopus. Its packets and libopus's decode the
+//! same either way.
+//!
+//! Delay: the encoder looks ahead 2.5 ms plus 4 ms of delay compensation
+//! ([`OpusEncoder::lookahead`]); the decoded audio follows the input by that
+//! 6.5 ms at any frame size, measured by the tests below (a frame adds its own
+//! length on the sender's side before it can be encoded).
+
+use ropus::{Application, Bitrate, Channels, DecodeMode, Decoder, Encoder, InbandFec};
+
+use crate::codec::error::CodecError;
+
+/// Sample rates Opus runs at, in Hz.
+pub const SAMPLE_RATES: [u32; 5] = [8_000, 12_000, 16_000, 24_000, 48_000];
+/// Frame lengths a call may use, in milliseconds.
+pub const FRAME_MS: [u32; 4] = [10, 20, 40, 60];
+/// Largest packet Opus produces for one frame (RFC 6716 §3.4, R5).
+pub const MAX_PACKET: usize = 1_275;
+
+const CODEC: &str = "Opus";
+
+/// Encodes mono speech into Opus packets, one frame per packet.
+pub struct OpusEncoder {
+    inner: Encoder,
+    frame_samples: usize,
+}
+
+impl OpusEncoder {
+    /// A VoIP encoder at `sample_rate` Hz (one of [`SAMPLE_RATES`]) taking
+    /// `frame_ms` frames (one of [`FRAME_MS`]), variable bitrate around
+    /// `bitrate` bit/s.
+    ///
+    /// With `fec`, each packet also carries the previous frame at a lower
+    /// rate (SILK LBRR, RFC 6716 §4.2.4), which the encoder spends bits on
+    /// in proportion to `expected_loss_pct`: at 0 % it sends none. With
+    /// `dtx`, silence goes out as one packet every 400 ms instead of one
+    /// per frame (see [`OpusEncoder::encode`]).
+    pub fn new(
+        sample_rate: u32,
+        frame_ms: u32,
+        bitrate: u32,
+        fec: bool,
+        expected_loss_pct: u8,
+        dtx: bool,
+    ) -> Result<Self, CodecError> {
+        if !SAMPLE_RATES.contains(&sample_rate) || !FRAME_MS.contains(&frame_ms) {
+            return Err(setup(format!(
+                "{sample_rate} Hz with {frame_ms} ms frames is not an Opus setting"
+            )));
+        }
+        let inner = Encoder::builder(sample_rate, Channels::Mono, Application::Voip)
+            .bitrate(bits(bitrate)?)
+            .inband_fec(if fec {
+                InbandFec::Enabled
+            } else {
+                InbandFec::Disabled
+            })
+            .packet_loss_perc(expected_loss_pct.min(100))
+            .dtx(dtx)
+            .build()
+            .map_err(|e| setup(e.to_string()))?;
+        Ok(Self {
+            inner,
+            frame_samples: (sample_rate * frame_ms / 1000) as usize,
+        })
+    }
+
+    /// Changes the target bitrate from the next frame on, keeping the
+    /// encoder's state (for congestion control).
+    pub fn set_bitrate(&mut self, bitrate: u32) -> Result<(), CodecError> {
+        self.inner
+            .set_bitrate(bits(bitrate)?)
+            .map_err(|e| setup(e.to_string()))
+    }
+
+    /// Changes the loss rate the FEC is sized for, 0 to 100 % (from RTCP
+    /// receiver reports).
+    pub fn set_expected_loss(&mut self, percent: u8) -> Result<(), CodecError> {
+        self.inner
+            .set_packet_loss_perc(percent.min(100))
+            .map_err(|e| setup(e.to_string()))
+    }
+
+    /// Samples in one frame.
+    pub fn frame_samples(&self) -> usize {
+        self.frame_samples
+    }
+
+    /// The encoder's lookahead in samples at its rate: how far the decoded
+    /// audio lags the input.
+    pub fn lookahead(&self) -> usize {
+        self.inner.lookahead() as usize
+    }
+
+    /// Encodes one frame of exactly [`OpusEncoder::frame_samples`] samples
+    /// into `out` (room for [`MAX_PACKET`] bytes is always enough) and
+    /// returns the packet's length.
+    ///
+    /// 0 means there is nothing to send: with DTX, a frame of silence
+    /// becomes a packet of at most two bytes that carries no audio (WebRTC
+    /// does not send those either). The receiver sees the RTP timestamp
+    /// jump and conceals, which for Opus after DTX is comfort noise.
+    pub fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
+        if pcm.len() != self.frame_samples {
+            return Err(CodecError::FrameLength {
+                codec: CODEC,
+                expected: self.frame_samples,
+                got: pcm.len(),
+            });
+        }
+        let len = self
+            .inner
+            .encode(pcm, out)
+            .map_err(|e| CodecError::Encode {
+                codec: CODEC,
+                reason: e.to_string(),
+            })?;
+        Ok(if len <= 2 { 0 } else { len })
+    }
+}
+
+/// Decodes Opus packets into mono audio, and conceals lost ones.
+pub struct OpusDecoder {
+    inner: Decoder,
+    /// Samples in the last frame decoded: what a lost frame stands in for.
+    frame_samples: usize,
+    /// Longest frame of the stream (120 ms): bounds what `decode` may write.
+    max_samples: usize,
+}
+
+impl OpusDecoder {
+    /// A decoder at `sample_rate` Hz (one of [`SAMPLE_RATES`]), whatever
+    /// rate the sender encoded at.
+    pub fn new(sample_rate: u32) -> Result<Self, CodecError> {
+        if !SAMPLE_RATES.contains(&sample_rate) {
+            return Err(setup(format!("{sample_rate} Hz is not an Opus rate")));
+        }
+        let inner = Decoder::new(sample_rate, Channels::Mono).map_err(|e| setup(e.to_string()))?;
+        Ok(Self {
+            inner,
+            frame_samples: (sample_rate / 50) as usize,
+            max_samples: (sample_rate * 120 / 1000) as usize,
+        })
+    }
+
+    /// Decodes `packet` into `out` and returns the number of samples: the
+    /// packet's duration, which `out` must have room for.
+    pub fn decode(&mut self, packet: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
+        if packet.is_empty() {
+            return Err(CodecError::Decode {
+                codec: CODEC,
+                reason: "empty packet".into(),
+            });
+        }
+        let room = out.len().min(self.max_samples);
+        let n = self
+            .inner
+            .decode(packet, &mut out[..room], DecodeMode::Normal)
+            .map_err(|e| decode_error(&e))?;
+        self.frame_samples = n;
+        Ok(n)
+    }
+
+    /// Recovers the lost frame before `next_packet` from the redundancy that
+    /// packet carries (in-band FEC), or conceals it if it carries none.
+    /// Writes one frame (as long as the last one decoded) into `out` and
+    /// returns its length. Decode `next_packet` itself with
+    /// [`OpusDecoder::decode`] afterwards.
+    pub fn decode_fec(&mut self, next_packet: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
+        let frame = self.frame_out(out)?;
+        self.inner
+            .decode(next_packet, frame, DecodeMode::Fec)
+            .map_err(|e| decode_error(&e))
+    }
+
+    /// Conceals a lost frame (as long as the last one decoded) by the
+    /// decoder's extrapolation of what came before; returns its length.
+    pub fn conceal(&mut self, out: &mut [i16]) -> Result<usize, CodecError> {
+        let frame = self.frame_out(out)?;
+        self.inner
+            .decode(&[], frame, DecodeMode::Normal)
+            .map_err(|e| decode_error(&e))
+    }
+
+    /// Samples that a lost frame stands in for.
+    pub fn frame_samples(&self) -> usize {
+        self.frame_samples
+    }
+
+    fn frame_out<'a>(&self, out: &'a mut [i16]) -> Result<&'a mut [i16], CodecError> {
+        let available = out.len();
+        out.get_mut(..self.frame_samples)
+            .ok_or(CodecError::BufferTooSmall {
+                codec: CODEC,
+                needed: self.frame_samples,
+                available,
+            })
+    }
+}
+
+fn bits(bitrate: u32) -> Result<Bitrate, CodecError> {
+    Bitrate::try_bits(bitrate).map_err(|e| setup(format!("bitrate {}: out of range", e.0)))
+}
+
+fn setup(reason: String) -> CodecError {
+    CodecError::Setup {
+        codec: CODEC,
+        reason,
+    }
+}
+
+fn decode_error(e: &ropus::DecodeError) -> CodecError {
+    CodecError::Decode {
+        codec: CODEC,
+        reason: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::resample::Resampler;
+    use crate::dsp::correlate::align;
+
+    /// Harvard sentences, 10.8 s, 16 kHz mono (Debian `codec2-examples`,
+    /// which the README's test command installs).
+    const SPEECH: &str = "/usr/share/codec2/raw/speech_orig_16k.wav";
+
+    fn speech(rate: u32) -> Vec<i16> {
+        let reader = hound::WavReader::open(SPEECH).unwrap_or_else(|e| {
+            panic!("cannot read {SPEECH} ({e}): run scripts/test, which installs codec2-examples")
+        });
+        assert_eq!(reader.spec().sample_rate, 16_000, "{SPEECH}");
+        let pcm: Vec<i16> = reader
+            .into_samples::<i16>()
+            .collect::<Result<_, _>>()
+            .expect("the WAV file decodes");
+        if rate == 16_000 {
+            return pcm;
+        }
+        let mut out = Vec::new();
+        Resampler::new(16_000, rate).process(&pcm, &mut out);
+        out
+    }
+
+    /// Encodes `pcm` frame by frame; `None` where the encoder sent nothing.
+    fn encode_all(encoder: &mut OpusEncoder, pcm: &[i16]) -> Vec<Option<Vec<u8>>> {
+        let mut buffer = [0u8; MAX_PACKET];
+        pcm.chunks_exact(encoder.frame_samples())
+            .map(|frame| {
+                let n = encoder.encode(frame, &mut buffer).expect("encodes");
+                (n > 0).then(|| buffer[..n].to_vec())
+            })
+            .collect()
+    }
+
+    fn snr_db(reference: &[i16], test: &[i16]) -> f64 {
+        let signal: f64 = reference.iter().map(|&s| f64::from(s).powi(2)).sum();
+        let noise: f64 = reference
+            .iter()
+            .zip(test)
+            .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+            .sum();
+        10.0 * (signal / noise.max(1e-9)).log10()
+    }
+
+    #[test]
+    fn speech_survives_every_rate_and_frame_length() {
+        for rate in [8_000, 16_000, 48_000] {
+            let input = speech(rate);
+            let input = &input[..input.len() / 3];
+            for frame_ms in FRAME_MS {
+                let mut encoder = OpusEncoder::new(rate, frame_ms, 24_000, false, 0, false)
+                    .expect("valid settings");
+                let mut decoder = OpusDecoder::new(rate).expect("valid rate");
+                let mut output = Vec::new();
+                let mut buffer = vec![0i16; rate as usize * 120 / 1000];
+                for packet in encode_all(&mut encoder, input) {
+                    let packet = packet.expect("no DTX");
+                    let n = decoder.decode(&packet, &mut buffer).expect("decodes");
+                    assert_eq!(n, encoder.frame_samples());
+                    output.extend_from_slice(&buffer[..n]);
+                }
+                let alignment = align(input, &output, rate as usize / 10).expect("not silent");
+                assert!(
+                    alignment.correlation > 0.9,
+                    "{rate} Hz, {frame_ms} ms: {alignment:?}"
+                );
+                // The lookahead, give or take 0.1 ms (the resampler's phase).
+                let lag = alignment.lag as f64 - encoder.lookahead() as f64;
+                assert!(
+                    lag.abs() <= f64::from(rate) / 10_000.0,
+                    "{rate} Hz, {frame_ms} ms: lag {} for a lookahead of {}",
+                    alignment.lag,
+                    encoder.lookahead()
+                );
+                eprintln!(
+                    "{rate} Hz {frame_ms} ms: correlation {:.4}, lag {} samples ({:.2} ms)",
+                    alignment.correlation,
+                    alignment.lag,
+                    alignment.lag_ms(rate)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn in_band_fec_recovers_lost_frames_better_than_concealment() {
+        let input = speech(16_000);
+        let mut encoder =
+            OpusEncoder::new(16_000, 20, 24_000, true, 20, false).expect("valid settings");
+        let delay = encoder.lookahead();
+        let packets: Vec<Vec<u8>> = encode_all(&mut encoder, &input)
+            .into_iter()
+            .map(|p| p.expect("no DTX"))
+            .collect();
+        // Every seventh frame lost, never the last.
+        let lost = |i: usize| i % 7 == 3 && i + 1 < packets.len();
+
+        let run = |recover: bool| {
+            let mut decoder = OpusDecoder::new(16_000).expect("valid rate");
+            let mut output = Vec::new();
+            let mut buffer = [0i16; 1_920];
+            for (i, packet) in packets.iter().enumerate() {
+                let n = if !lost(i) {
+                    decoder.decode(packet, &mut buffer)
+                } else if recover {
+                    decoder.decode_fec(&packets[i + 1], &mut buffer)
+                } else {
+                    decoder.conceal(&mut buffer)
+                };
+                let n = n.expect("decodes");
+                assert_eq!(n, 320);
+                output.extend_from_slice(&buffer[..n]);
+            }
+            output
+        };
+        let (fec, plc) = (run(true), run(false));
+        // Compare the lost frames only, with the input moved by the codec's delay.
+        let lost_audio = |v: &[i16], shift: usize| -> Vec<i16> {
+            (0..packets.len())
+                .filter(|&i| lost(i))
+                .flat_map(|i| v[i * 320 + shift..(i + 1) * 320 + shift].to_vec())
+                .collect()
+        };
+        let reference = lost_audio(&input, 0);
+        let (fec_snr, plc_snr) = (
+            snr_db(&reference, &lost_audio(&fec, delay)),
+            snr_db(&reference, &lost_audio(&plc, delay)),
+        );
+        eprintln!("lost frames: FEC {fec_snr:.1} dB, PLC {plc_snr:.1} dB");
+        assert!(
+            fec_snr > plc_snr + 3.0,
+            "FEC {fec_snr:.1} dB, PLC {plc_snr:.1} dB"
+        );
+        assert!(fec_snr > 3.0, "FEC {fec_snr:.1} dB");
+        // Without FEC in the packets, decode_fec falls back to concealment.
+        let mut plain = OpusEncoder::new(16_000, 20, 24_000, false, 20, false).expect("valid");
+        let packets: Vec<Vec<u8>> = encode_all(&mut plain, &input[..16_000])
+            .into_iter()
+            .flatten()
+            .collect();
+        let (mut a, mut b) = (
+            OpusDecoder::new(16_000).expect("ok"),
+            OpusDecoder::new(16_000).expect("ok"),
+        );
+        let (mut x, mut y) = ([0i16; 320], [0i16; 320]);
+        for packet in &packets[..20] {
+            a.decode(packet, &mut x).expect("decodes");
+            b.decode(packet, &mut y).expect("decodes");
+        }
+        a.decode_fec(&packets[21], &mut x).expect("conceals");
+        b.conceal(&mut y).expect("conceals");
+        assert_eq!(x, y);
+    }
+
+    #[test]
+    fn dtx_sends_almost_nothing_for_silence() {
+        let speech = speech(16_000);
+        let mut input = vec![0i16; 32_000];
+        input.extend_from_slice(&speech[..32_000]);
+        for dtx in [false, true] {
+            let mut encoder =
+                OpusEncoder::new(16_000, 20, 24_000, false, 0, dtx).expect("valid settings");
+            let packets = encode_all(&mut encoder, &input);
+            let (silence, talk) = packets.split_at(100);
+            let sent = silence.iter().flatten().count();
+            let bytes: usize = silence.iter().flatten().map(Vec::len).sum();
+            eprintln!("DTX {dtx}: {sent} packets, {bytes} bytes for 2 s of silence");
+            if dtx {
+                // A packet every 400 ms after the first 200 ms.
+                assert!(sent <= 16, "{sent} packets for 2 s of silence");
+            } else {
+                assert_eq!(sent, 100);
+            }
+            assert!(bytes < 100 * 10, "{bytes} bytes for 2 s of silence");
+            // Speech goes out whole: the first words start within 200 ms.
+            let talk_sent = talk.iter().skip(10).flatten().count();
+            assert!(talk_sent >= 85, "{talk_sent} of 90 speech frames sent");
+        }
+        // The decoder turns the gaps into concealment without complaint.
+        let mut decoder = OpusDecoder::new(16_000).expect("valid rate");
+        let mut out = [0i16; 320];
+        for _ in 0..10 {
+            assert_eq!(decoder.conceal(&mut out), Ok(320));
+        }
+    }
+
+    #[test]
+    fn bitrate_and_loss_change_at_run_time() {
+        let input = speech(16_000);
+        let mut encoder = OpusEncoder::new(16_000, 20, 12_000, true, 0, false).expect("valid");
+        let bytes = |encoder: &mut OpusEncoder, range: std::ops::Range<usize>| -> usize {
+            encode_all(encoder, &input[range])
+                .iter()
+                .flatten()
+                .map(Vec::len)
+                .sum()
+        };
+        let low = bytes(&mut encoder, 0..48_000);
+        encoder.set_bitrate(32_000).expect("valid bitrate");
+        let high = bytes(&mut encoder, 0..48_000);
+        assert!(
+            high as f64 > 2.0 * low as f64,
+            "12k: {low} B, 32k: {high} B"
+        );
+        // At a high expected loss, more of the budget goes to redundancy
+        // (LBRR), which grows the packets only where VBR has room; the
+        // setter must at least be accepted at both ends.
+        encoder.set_expected_loss(0).expect("valid");
+        encoder.set_expected_loss(100).expect("valid");
+        assert!(encoder.set_bitrate(0).is_err());
+    }
+
+    #[test]
+    fn misuse_and_garbage_are_errors_not_panics() {
+        assert!(OpusEncoder::new(44_100, 20, 24_000, false, 0, false).is_err());
+        assert!(OpusEncoder::new(16_000, 25, 24_000, false, 0, false).is_err());
+        assert!(OpusDecoder::new(11_025).is_err());
+        let mut encoder = OpusEncoder::new(16_000, 20, 24_000, false, 0, false).expect("valid");
+        let mut packet = [0u8; MAX_PACKET];
+        assert!(matches!(
+            encoder.encode(&[0; 100], &mut packet),
+            Err(CodecError::FrameLength {
+                expected: 320,
+                got: 100,
+                ..
+            })
+        ));
+        let mut decoder = OpusDecoder::new(16_000).expect("valid");
+        let mut out = [0i16; 1_920];
+        assert!(decoder.decode(&[], &mut out).is_err());
+        assert!(matches!(
+            decoder.conceal(&mut out[..10]),
+            Err(CodecError::BufferTooSmall { needed: 320, .. })
+        ));
+        let mut state = 0x2545_f491_u32;
+        for len in 1..400 {
+            let garbage: Vec<u8> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    state as u8
+                })
+                .collect();
+            let _ = decoder.decode(&garbage, &mut out);
+            let _ = decoder.decode_fec(&garbage, &mut out);
+        }
+    }
+}
