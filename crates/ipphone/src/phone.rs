@@ -162,6 +162,13 @@ fn accept_in_background(
 
 pub fn call(args: CallArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     let report = Reporter::new(args.audio.json);
+    if !has_port(&args.target) {
+        eprintln!(
+            "ipphone: {} is not an address to call: give host:port",
+            args.target
+        );
+        return Ok(exit::USAGE);
+    }
     check_audio(&args.audio)?;
     report.emit(Event::Dialing {
         target: args.target.clone(),
@@ -256,6 +263,13 @@ pub fn report_end(report: &Reporter, end: CallEnd) {
     });
 }
 
+/// `host:port`, `[v6]:port`: something that names a port to call.
+fn has_port(target: &str) -> bool {
+    target
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+}
+
 struct DialFailure {
     code: u8,
     message: String,
@@ -270,20 +284,10 @@ fn connect(
     let addrs: Vec<SocketAddr> = match target.to_socket_addrs() {
         Ok(a) => a.collect(),
         Err(e) => {
-            let code = if target
-                .rsplit_once(':')
-                .is_none_or(|(_, p)| p.parse::<u16>().is_err())
-            {
-                exit::USAGE
-            } else {
-                exit::UNREACHABLE
-            };
-            let message = if code == exit::USAGE {
-                format!("{target} is not an address to call: give host:port")
-            } else {
-                format!("cannot find {target}: {e}")
-            };
-            return Err(DialFailure { code, message });
+            return Err(DialFailure {
+                code: exit::UNREACHABLE,
+                message: format!("cannot find {target}: {e}"),
+            });
         }
     };
     let mut last = DialFailure {
