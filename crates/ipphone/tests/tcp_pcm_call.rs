@@ -64,8 +64,9 @@ fn speech_crosses_both_ways() {
         ms(down.lag, 8_000),
         down.correlation
     );
-    for a in [up, down] {
-        assert!(a.correlation > 0.95, "{a:?}");
-        assert!(ms(a.lag, 8_000) < 200.0, "{a:?}");
+    // The delay is measured over the whole file; what arrived is judged
+    // piece by piece, so a delay step on a busy machine is not distortion.
+    for (sent, heard) in [(&caller_mic, &callee_heard), (&callee_mic, &caller_heard)] {
+        assert_speech_arrived(&align_pieces(sent, heard), 8_000, 0.97, 0.8, 200.0);
     }
 }

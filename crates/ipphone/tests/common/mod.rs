@@ -190,6 +190,41 @@ pub fn align_speech(sent: &Path, received: &Path) -> Alignment {
         .expect("the recording lines up with the speech")
 }
 
+/// Lines up each half second of the speech sent on its own: a call may
+/// change its delay mid-way (an underrun on a busy machine adds a little),
+/// which one alignment over the whole file would count as distortion.
+/// Silent pieces are skipped.
+pub fn align_pieces(sent: &Path, received: &Path) -> Vec<Alignment> {
+    let (speech, speech_rate) = read_wav(sent);
+    let (heard, rate) = read_wav(received);
+    let reference = resample(&speech, speech_rate, rate);
+    let piece = rate as usize / 2;
+    reference
+        .chunks_exact(piece)
+        .enumerate()
+        .filter(|(_, p)| p.iter().any(|&s| s.abs() > 1_000))
+        .filter_map(|(i, p)| {
+            let from = (i * piece).min(heard.len());
+            correlate::align(p, &heard[from..], rate as usize / 2)
+        })
+        .collect()
+}
+
+/// Checks that every piece of speech arrived (correlation above `min` on
+/// average, no piece below `floor`) and no later than `max_ms`.
+pub fn assert_speech_arrived(pieces: &[Alignment], rate: u32, min: f64, floor: f64, max_ms: f64) {
+    assert!(pieces.len() >= 4, "too little speech to judge: {pieces:?}");
+    let mean = pieces.iter().map(|a| a.correlation).sum::<f64>() / pieces.len() as f64;
+    assert!(mean > min, "mean correlation {mean:.3}: {pieces:?}");
+    for a in pieces {
+        assert!(
+            a.correlation > floor,
+            "a piece barely arrived: {a:?} of {pieces:?}"
+        );
+        assert!(ms(a.lag, rate) < max_ms, "a piece arrived late: {a:?}");
+    }
+}
+
 /// Milliseconds of a lag at a rate.
 pub fn ms(samples: usize, rate: u32) -> f64 {
     samples as f64 * 1000.0 / f64::from(rate)
