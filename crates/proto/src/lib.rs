@@ -5,4 +5,7 @@
 //! out, so every protocol can be driven by a test in microseconds.
 #![forbid(unsafe_code)]
 
+pub mod jitter;
 pub mod legacy;
+pub mod rtp;
+pub mod stream;

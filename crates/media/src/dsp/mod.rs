@@ -2,3 +2,4 @@
 
 pub mod correlate;
 pub mod signal;
+pub mod stretch;

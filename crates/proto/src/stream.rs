@@ -1,0 +1,579 @@
+//! One RTP audio stream, both directions (RFC 3550): packetising what the
+//! encoder makes, validating and accounting for what arrives, and the RTCP
+//! that goes with it (SR/RR with SDES, BYE, round-trip time).
+//!
+//! Sans-IO: datagrams, the time (`Instant`) and the wall clock (`SystemTime`,
+//! for RTCP's NTP fields) go in; datagrams to send, events and the next
+//! deadline come out. Where datagrams go is the caller's business
+//! (symmetric RTP: back to where the far end's packets come from).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::rtp::header::{Demux, RtpPacket, demux};
+use crate::rtp::rtcp::{
+    Bye, NtpTime, ReceiverReport, ReportBlock, RtcpPacket, SdesChunk, SdesItem, SdesType,
+    SenderReport, parse_compound, write_compound,
+};
+use crate::rtp::stats::{ReceiverStats, RtpClock, SenderStats, round_trip_time};
+use crate::rtp::{Pt, SeqNo, Ssrc};
+
+/// At most this many datagrams wait to be sent, and events to be read: a
+/// caller that stops polling loses the oldest, never memory.
+const MAX_QUEUED: usize = 256;
+/// The largest RTCP compound this stream writes.
+const MAX_RTCP: usize = 512;
+
+/// How a stream sends.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    pub clock_rate: u32,
+    pub pt: Pt,
+    pub ssrc: Ssrc,
+    pub first_seq: SeqNo,
+    pub first_timestamp: u32,
+    /// The RTCP CNAME (RFC 3550 §6.5.1), e.g. `ipphone@host`.
+    pub cname: String,
+    /// Mean interval between RTCP reports; each is randomised to 0.5-1.5
+    /// times it (RFC 3550 §6.3.1). 5 s is the RFC's minimum.
+    pub rtcp_interval: Duration,
+    /// Seeds the randomised intervals, so a scenario replays exactly.
+    pub seed: u64,
+}
+
+/// Something the far end did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// A media packet of the far end's stream, in arrival order.
+    Media {
+        /// Extended sequence number (RFC 3550 A.1).
+        seq: u64,
+        /// Extended timestamp: the 32-bit one unwrapped.
+        timestamp: u64,
+        marker: bool,
+        pt: Pt,
+        payload: Vec<u8>,
+    },
+    /// The far end reported how our stream reaches it.
+    Report {
+        /// Share of our packets lost since its previous report, 0 to 1.
+        fraction_lost: f64,
+        cumulative_lost: i32,
+        /// Its interarrival jitter of our stream, in our clock's ticks.
+        jitter: u32,
+        rtt: Option<Duration>,
+    },
+    /// The far end left (RTCP BYE).
+    Bye { reason: Option<String> },
+}
+
+/// A datagram to send; `rtcp` ones go to the RTCP port unless rtcp-mux.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub rtcp: bool,
+    pub data: Vec<u8>,
+}
+
+/// What a datagram turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    Media,
+    Rtcp,
+    /// STUN, DTLS, garbage, a packet of another payload type or of a source
+    /// still on probation: ignored, as RFC 3550 and RFC 7983 ask.
+    Ignored,
+}
+
+/// Counters of the stream so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StreamStats {
+    pub packets_sent: u64,
+    pub payload_bytes_sent: u64,
+    pub packets_received: u64,
+    pub payload_bytes_received: u64,
+    /// Packets of the far end's stream that never arrived (RFC 3550 A.3).
+    pub lost: i64,
+    /// Interarrival jitter of the far end's stream, in its clock's ticks.
+    pub jitter: u32,
+    pub rtt: Option<Duration>,
+    /// Datagrams that were not ours to use.
+    pub ignored: u64,
+}
+
+/// One RTP stream: ours out, theirs in.
+pub struct MediaStream {
+    config: StreamConfig,
+    clock: RtpClock,
+    seq: SeqNo,
+    timestamp: u32,
+    marker_next: bool,
+    sender: SenderStats,
+    receiver: Option<ReceiverStats>,
+    last_timestamp: Option<u64>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<StreamEvent>,
+    next_report: Instant,
+    rng: u64,
+    stats: StreamStats,
+    closed: bool,
+}
+
+impl MediaStream {
+    pub fn new(config: StreamConfig, now: Instant) -> Self {
+        let mut stream = MediaStream {
+            clock: RtpClock::new(now, config.clock_rate),
+            seq: config.first_seq,
+            timestamp: config.first_timestamp,
+            marker_next: true,
+            sender: SenderStats::new(),
+            receiver: None,
+            last_timestamp: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            next_report: now,
+            rng: config.seed | 1,
+            stats: StreamStats::default(),
+            closed: false,
+            config,
+        };
+        // The first report goes out early, at half the interval (§6.2).
+        stream.next_report = now + stream.config.rtcp_interval / 2;
+        stream
+    }
+
+    /// Sends one encoded frame that holds `ticks` of audio.
+    pub fn send_media(&mut self, payload: &[u8], ticks: u32) {
+        if self.closed {
+            return;
+        }
+        let mut packet = RtpPacket::new(
+            self.config.pt,
+            self.seq,
+            self.timestamp,
+            self.config.ssrc,
+            payload,
+        );
+        packet.marker = self.marker_next;
+        let mut data = vec![0u8; packet.encoded_len()];
+        if packet.write(&mut data).is_ok() {
+            self.queue(Transmit { rtcp: false, data });
+            self.sender.on_sent(payload.len());
+            self.stats.packets_sent += 1;
+            self.stats.payload_bytes_sent += payload.len() as u64;
+        }
+        self.marker_next = false;
+        self.seq = self.seq.next();
+        self.timestamp = self.timestamp.wrapping_add(ticks);
+    }
+
+    /// Sends nothing for `ticks` of audio (silence under DTX); the next packet
+    /// starts a talkspurt and carries the marker bit (RFC 3551 §4.1).
+    pub fn skip(&mut self, ticks: u32) {
+        self.timestamp = self.timestamp.wrapping_add(ticks);
+        self.marker_next = true;
+    }
+
+    /// Takes in one datagram from the media port (or the RTCP port).
+    pub fn handle_datagram(&mut self, now: Instant, wall: SystemTime, data: &[u8]) -> Received {
+        match demux(data) {
+            Demux::Rtp => self.handle_rtp(now, data),
+            Demux::Rtcp => self.handle_rtcp(wall, data),
+            _ => self.ignore(),
+        }
+    }
+
+    /// Sends the RTCP report when it is due.
+    pub fn handle_timeout(&mut self, now: Instant, wall: SystemTime) {
+        if !self.closed && now >= self.next_report {
+            self.report(wall, None);
+            let factor = 0.5 + self.random();
+            self.next_report = now + self.config.rtcp_interval.mul_f64(factor);
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        (!self.closed).then_some(self.next_report)
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<StreamEvent> {
+        self.events.pop_front()
+    }
+
+    /// Ends the stream: a last report with a BYE (RFC 3550 §6.6).
+    pub fn close(&mut self, wall: SystemTime, reason: &str) {
+        if !self.closed {
+            self.report(wall, Some(reason));
+            self.closed = true;
+        }
+    }
+
+    pub fn stats(&self) -> StreamStats {
+        let mut stats = self.stats;
+        if let Some(r) = &self.receiver {
+            stats.lost = r.seq().lost();
+            stats.jitter = r.jitter();
+        }
+        stats
+    }
+
+    pub fn config(&self) -> &StreamConfig {
+        &self.config
+    }
+
+    fn handle_rtp(&mut self, now: Instant, data: &[u8]) -> Received {
+        let Ok(packet) = RtpPacket::parse(data) else {
+            return self.ignore();
+        };
+        if packet.ssrc == self.config.ssrc {
+            // Our own packets looped back: not the far end's.
+            return self.ignore();
+        }
+        let arrival = self.clock.ticks(now);
+        let receiver = match &mut self.receiver {
+            Some(r) if r.ssrc() == packet.ssrc => r,
+            _ => {
+                // A new source, or the far end restarted with a new SSRC.
+                self.last_timestamp = None;
+                self.receiver
+                    .insert(ReceiverStats::new(packet.ssrc, packet.seq))
+            }
+        };
+        let Some(seq) = receiver
+            .on_packet(packet.seq, packet.timestamp, arrival)
+            .ext_seq()
+        else {
+            return self.ignore();
+        };
+        let timestamp = unwrap_timestamp(self.last_timestamp, packet.timestamp);
+        self.last_timestamp = Some(self.last_timestamp.map_or(timestamp, |t| t.max(timestamp)));
+        self.stats.packets_received += 1;
+        self.stats.payload_bytes_received += packet.payload.len() as u64;
+        self.event(StreamEvent::Media {
+            seq: seq.0,
+            timestamp,
+            marker: packet.marker,
+            pt: packet.pt,
+            payload: packet.payload.to_vec(),
+        });
+        Received::Media
+    }
+
+    fn handle_rtcp(&mut self, wall: SystemTime, data: &[u8]) -> Received {
+        let Ok(packets) = parse_compound(data) else {
+            return self.ignore();
+        };
+        let now = NtpTime::from_system_time(wall);
+        for packet in &packets {
+            let (from, blocks) = match packet {
+                RtcpPacket::SenderReport(sr) => {
+                    if let Some(r) = self.receiver.as_mut().filter(|r| r.ssrc() == sr.ssrc) {
+                        r.on_sender_report(&sr.info, now);
+                    }
+                    (sr.ssrc, &sr.reports[..])
+                }
+                RtcpPacket::ReceiverReport(rr) => (rr.ssrc, &rr.reports[..]),
+                RtcpPacket::Bye(bye) => {
+                    if bye.sources.iter().any(|s| *s != self.config.ssrc) {
+                        let reason = bye.reason.map(|r| String::from_utf8_lossy(r).into_owned());
+                        self.event(StreamEvent::Bye { reason });
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            if from == self.config.ssrc {
+                continue;
+            }
+            let ours = self.config.ssrc;
+            for block in blocks.iter().filter(|b| b.ssrc == ours) {
+                let rtt = round_trip_time(block, now);
+                if rtt.is_some() {
+                    self.stats.rtt = rtt;
+                }
+                self.event(StreamEvent::Report {
+                    fraction_lost: f64::from(block.fraction_lost) / 256.0,
+                    cumulative_lost: block.cumulative_lost,
+                    jitter: block.jitter,
+                    rtt,
+                });
+            }
+        }
+        Received::Rtcp
+    }
+
+    /// An SR (we have sent) or RR, SDES with our CNAME, and a BYE if leaving.
+    fn report(&mut self, wall: SystemTime, bye: Option<&str>) {
+        let ntp = NtpTime::from_system_time(wall);
+        let blocks: Vec<ReportBlock> = self
+            .receiver
+            .as_mut()
+            .map(|r| r.report_block(ntp))
+            .into_iter()
+            .collect();
+        let ssrc = self.config.ssrc;
+        let mut packets = Vec::with_capacity(3);
+        if self.sender.packets() > 0 {
+            // The RTP time of this instant: where the stream's clock is now.
+            let info = self.sender.sender_info(ntp, self.timestamp);
+            packets.push(RtcpPacket::SenderReport(SenderReport {
+                ssrc,
+                info,
+                reports: blocks,
+                extension: &[],
+            }));
+        } else {
+            packets.push(RtcpPacket::ReceiverReport(ReceiverReport {
+                ssrc,
+                reports: blocks,
+                extension: &[],
+            }));
+        }
+        let cname = self.config.cname.as_bytes();
+        let items = vec![SdesItem {
+            kind: SdesType::CNAME,
+            value: &cname[..cname.len().min(255)],
+        }];
+        packets.push(RtcpPacket::Sdes(vec![SdesChunk { ssrc, items }]));
+        if let Some(reason) = bye {
+            let reason = &reason.as_bytes()[..reason.len().min(255)];
+            packets.push(RtcpPacket::Bye(Bye {
+                sources: vec![ssrc],
+                reason: Some(reason),
+            }));
+        }
+        let mut data = vec![0u8; MAX_RTCP];
+        if let Ok(n) = write_compound(&packets, &mut data) {
+            data.truncate(n);
+            self.queue(Transmit { rtcp: true, data });
+        }
+    }
+
+    fn ignore(&mut self) -> Received {
+        self.stats.ignored += 1;
+        Received::Ignored
+    }
+
+    fn queue(&mut self, transmit: Transmit) {
+        if self.transmits.len() >= MAX_QUEUED {
+            self.transmits.pop_front();
+        }
+        self.transmits.push_back(transmit);
+    }
+
+    fn event(&mut self, event: StreamEvent) {
+        if self.events.len() >= MAX_QUEUED {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
+    }
+
+    /// Uniform in [0, 1): xorshift64*.
+    fn random(&mut self) -> f64 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        (self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Unwraps a 32-bit RTP timestamp to 64 bits, next to the last one seen:
+/// a step of less than 2^31 either way is taken as the short way round.
+fn unwrap_timestamp(last: Option<u64>, timestamp: u32) -> u64 {
+    // Start well away from zero so that a first packet followed by an
+    // earlier one (reordering) does not go below it.
+    const BASE: u64 = 1 << 32;
+    match last {
+        None => BASE + u64::from(timestamp),
+        Some(last) => {
+            let step = timestamp.wrapping_sub(last as u32) as i32;
+            last.saturating_add_signed(i64::from(step))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(ssrc: u32, seed: u64) -> StreamConfig {
+        StreamConfig {
+            clock_rate: 48_000,
+            pt: Pt(111),
+            ssrc: Ssrc(ssrc),
+            first_seq: SeqNo(65_530),
+            first_timestamp: u32::MAX - 1_920,
+            cname: format!("test{ssrc}@localhost"),
+            rtcp_interval: Duration::from_secs(5),
+            seed,
+        }
+    }
+
+    fn pump(from: &mut MediaStream, to: &mut MediaStream, now: Instant, wall: SystemTime) {
+        while let Some(t) = from.poll_transmit() {
+            to.handle_datagram(now, wall, &t.data);
+        }
+    }
+
+    #[test]
+    fn media_crosses_sequence_and_timestamp_wrap() {
+        let t0 = Instant::now();
+        let wall = SystemTime::now();
+        let (mut a, mut b) = (
+            MediaStream::new(config(1, 1), t0),
+            MediaStream::new(config(2, 2), t0),
+        );
+        let mut got = Vec::new();
+        for i in 0..20u32 {
+            let now = t0 + Duration::from_millis(20 * u64::from(i));
+            a.send_media(&[i as u8; 40], 960);
+            pump(&mut a, &mut b, now, wall);
+            while let Some(e) = b.poll_event() {
+                if let StreamEvent::Media {
+                    seq,
+                    timestamp,
+                    payload,
+                    ..
+                } = e
+                {
+                    got.push((seq, timestamp, payload[0]));
+                }
+            }
+        }
+        // The first packet is spent on probation (RFC 3550 A.1).
+        assert_eq!(got.len(), 19);
+        for w in got.windows(2) {
+            assert_eq!(w[1].0, w[0].0 + 1, "sequence continues across the wrap");
+            assert_eq!(w[1].1, w[0].1 + 960, "timestamp continues across the wrap");
+        }
+        assert_eq!(b.stats().packets_received, 19);
+    }
+
+    #[test]
+    fn reports_give_loss_and_round_trip_time() {
+        let t0 = Instant::now();
+        let wall0 = SystemTime::now();
+        let (mut a, mut b) = (
+            MediaStream::new(config(1, 1), t0),
+            MediaStream::new(config(2, 2), t0),
+        );
+        let path = Duration::from_millis(30);
+        let mut reports = Vec::new();
+        for i in 0..1_000u64 {
+            let now = t0 + Duration::from_millis(20 * i);
+            let wall = wall0 + Duration::from_millis(20 * i);
+            a.send_media(&[0; 40], 960);
+            b.send_media(&[0; 40], 960);
+            a.handle_timeout(now, wall);
+            b.handle_timeout(now, wall);
+            // Every tenth packet from a is lost; both ways take 30 ms.
+            while let Some(t) = a.poll_transmit() {
+                if t.rtcp || i % 10 != 5 {
+                    b.handle_datagram(now + path, wall + path, &t.data);
+                }
+            }
+            while let Some(t) = b.poll_transmit() {
+                a.handle_datagram(now + path, wall + path, &t.data);
+            }
+            while let Some(e) = a.poll_event() {
+                if let StreamEvent::Report {
+                    fraction_lost, rtt, ..
+                } = e
+                {
+                    reports.push((fraction_lost, rtt));
+                }
+            }
+        }
+        assert!(
+            reports.len() >= 2,
+            "{reports:?} {:?} {:?}",
+            a.stats(),
+            b.stats()
+        );
+        let (loss, rtt) = *reports.last().expect("a report");
+        assert!((0.07..0.13).contains(&loss), "loss {loss}");
+        let rtt = rtt.expect("an rtt once an SR has crossed");
+        assert!((50..=70).contains(&rtt.as_millis()), "rtt {rtt:?}");
+        assert!(b.stats().lost >= 90, "{:?}", b.stats());
+    }
+
+    #[test]
+    fn bye_ends_the_far_side_and_stun_is_ignored() {
+        let t0 = Instant::now();
+        let wall = SystemTime::now();
+        let (mut a, mut b) = (
+            MediaStream::new(config(1, 1), t0),
+            MediaStream::new(config(2, 2), t0),
+        );
+        let mut stun = vec![0u8; 20];
+        stun[1] = 1;
+        assert_eq!(b.handle_datagram(t0, wall, &stun), Received::Ignored);
+        assert_eq!(
+            b.handle_datagram(t0, wall, b"garbage!!!!!!!!"),
+            Received::Ignored
+        );
+        a.close(wall, "bye now");
+        pump(&mut a, &mut b, t0, wall);
+        assert_eq!(
+            b.poll_event(),
+            Some(StreamEvent::Bye {
+                reason: Some("bye now".into())
+            })
+        );
+        assert_eq!(a.poll_timeout(), None);
+    }
+
+    #[test]
+    fn dtx_gap_sets_the_marker_and_moves_the_timestamp() {
+        let t0 = Instant::now();
+        let wall = SystemTime::now();
+        let (mut a, mut b) = (
+            MediaStream::new(config(1, 1), t0),
+            MediaStream::new(config(2, 2), t0),
+        );
+        for _ in 0..3 {
+            a.send_media(&[1; 10], 960);
+        }
+        a.skip(960 * 10);
+        a.send_media(&[2; 10], 960);
+        pump(&mut a, &mut b, t0, wall);
+        let media: Vec<_> = std::iter::from_fn(|| b.poll_event())
+            .filter_map(|e| match e {
+                StreamEvent::Media {
+                    timestamp, marker, ..
+                } => Some((timestamp, marker)),
+                _ => None,
+            })
+            .collect();
+        let (last, before) = (media[media.len() - 1], media[media.len() - 2]);
+        assert!(last.1, "a talkspurt starts with the marker");
+        assert_eq!(last.0 - before.0, 960 * 11);
+    }
+
+    #[test]
+    fn random_datagrams_never_panic() {
+        let t0 = Instant::now();
+        let wall = SystemTime::now();
+        let mut s = MediaStream::new(config(2, 2), t0);
+        let mut x = 0x1234_5678_9abc_def0u64;
+        for n in 0..20_000usize {
+            let len = n % 90;
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    // Mostly RTP/RTCP-looking first bytes.
+                    x as u8
+                })
+                .enumerate()
+                .map(|(i, b)| if i == 0 { 0x80 | (b & 0x3f) } else { b })
+                .collect();
+            s.handle_datagram(t0, wall, &data);
+        }
+        assert!(s.events.len() <= MAX_QUEUED);
+    }
+}
