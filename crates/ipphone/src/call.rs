@@ -58,6 +58,7 @@ pub struct CallEnd {
     pub detail: Option<String>,
     pub duration: Duration,
     pub traffic: Traffic,
+    pub rtp: Option<crate::rtp_call::RtpStats>,
 }
 
 /// A call in progress.
@@ -66,26 +67,32 @@ pub struct Call {
     thread: JoinHandle<CallEnd>,
 }
 
-struct Shared {
-    bytes_sent: AtomicU64,
-    bytes_received: AtomicU64,
-    underruns: AtomicU64,
-    dropped: AtomicU64,
+pub struct Shared {
+    pub bytes_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub underruns: AtomicU64,
+    pub dropped: AtomicU64,
     /// The first reason to end the call wins.
     end: Mutex<Option<(HangupReason, Option<String>)>>,
     ending: AtomicBool,
-    speaker_rate: AtomicU64,
+    pub speaker_rate: AtomicU64,
+    /// An RTP call's figures, published by the call every half second.
+    pub rtp: Mutex<Option<crate::rtp_call::RtpStats>>,
     started: Instant,
 }
 
 impl Shared {
-    fn end(&self, reason: HangupReason, detail: Option<String>) {
+    pub fn end(&self, reason: HangupReason, detail: Option<String>) {
         let mut end = self.end.lock().expect("call end lock poisoned");
         end.get_or_insert((reason, detail));
         self.ending.store(true, Ordering::Release);
     }
 
-    fn ending(&self) -> bool {
+    pub fn rtp_stats(&self) -> Option<crate::rtp_call::RtpStats> {
+        *self.rtp.lock().expect("rtp stats lock poisoned")
+    }
+
+    pub fn ending(&self) -> bool {
         self.ending.load(Ordering::Acquire)
     }
 
@@ -106,6 +113,13 @@ impl Shared {
 impl Call {
     /// Starts a call on an established connection.
     pub fn start(stream: TcpStream, setup: CallSetup) -> Call {
+        Call::spawn(move |shared| run(stream, setup, shared))
+    }
+
+    /// Runs `body` as a call on its own thread: it carries the audio until
+    /// [`Shared::ending`] says stop, recording why it ended with
+    /// [`Shared::end`] if it ends by itself.
+    pub fn spawn(body: impl FnOnce(&Arc<Shared>) + Send + 'static) -> Call {
         let shared = Arc::new(Shared {
             bytes_sent: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
@@ -114,12 +128,28 @@ impl Call {
             end: Mutex::new(None),
             ending: AtomicBool::new(false),
             speaker_rate: AtomicU64::new(0),
+            rtp: Mutex::new(None),
             started: Instant::now(),
         });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("call".into())
-            .spawn(move || run(stream, setup, s))
+            .spawn(move || {
+                body(&s);
+                let (reason, detail) = s
+                    .end
+                    .lock()
+                    .expect("call end lock poisoned")
+                    .clone()
+                    .unwrap_or((HangupReason::Local, None));
+                CallEnd {
+                    reason,
+                    detail,
+                    duration: s.started.elapsed(),
+                    traffic: s.traffic(),
+                    rtp: s.rtp_stats(),
+                }
+            })
             .expect("spawning the call thread");
         Call { shared, thread }
     }
@@ -141,6 +171,10 @@ impl Call {
         self.shared.traffic()
     }
 
+    pub fn rtp_stats(&self) -> Option<crate::rtp_call::RtpStats> {
+        self.shared.rtp_stats()
+    }
+
     /// Waits for the call's threads to finish and the audio to be closed
     /// (a recording is complete on disk when this returns).
     pub fn join(self) -> CallEnd {
@@ -149,31 +183,19 @@ impl Call {
             detail: Some("the call thread failed".into()),
             duration: self.shared.started.elapsed(),
             traffic: self.shared.traffic(),
+            rtp: self.shared.rtp_stats(),
         })
     }
 }
 
-fn run(stream: TcpStream, setup: CallSetup, shared: Arc<Shared>) -> CallEnd {
+fn run(stream: TcpStream, setup: CallSetup, shared: &Arc<Shared>) {
     let rate = codec::rate(setup.protocol);
-    let opened = open_audio(&setup, rate);
-    match opened {
-        Ok((mic, speaker)) => converse(stream, &setup, mic, speaker, &shared),
+    match open_audio(&setup, rate) {
+        Ok((mic, speaker)) => converse(stream, &setup, mic, speaker, shared),
         Err(e) => {
             let _ = stream.shutdown(Shutdown::Both);
             shared.end(HangupReason::Error, Some(e.to_string()));
         }
-    }
-    let (reason, detail) = shared
-        .end
-        .lock()
-        .expect("call end lock poisoned")
-        .clone()
-        .unwrap_or((HangupReason::Local, None));
-    CallEnd {
-        reason,
-        detail,
-        duration: shared.started.elapsed(),
-        traffic: shared.traffic(),
     }
 }
 

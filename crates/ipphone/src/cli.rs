@@ -72,6 +72,8 @@ pub enum Protocol {
     TcpPcm,
     /// One TCP connection, an MPEG-2 layer III stream at 16 kHz mono, 32 kbit/s each way (the article's second pair).
     TcpMp3,
+    /// RTP over UDP with no signalling: Opus or G.711, jitter buffer, FEC, RTCP (rtcp-mux).
+    Rtp,
 }
 
 impl Protocol {
@@ -79,6 +81,7 @@ impl Protocol {
         match self {
             Protocol::TcpPcm => "tcp-pcm",
             Protocol::TcpMp3 => "tcp-mp3",
+            Protocol::Rtp => "rtp",
         }
     }
 }
@@ -113,6 +116,10 @@ pub struct ListenArgs {
     #[arg(long, value_name = "N")]
     pub calls: Option<u32>,
 
+    /// The codec of an RTP call.
+    #[arg(long, value_enum, default_value = "opus")]
+    pub codec: crate::rtp_call::Codec,
+
     #[command(flatten)]
     pub audio: AudioArgs,
 }
@@ -120,7 +127,7 @@ pub struct ListenArgs {
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_CODES)]
 pub struct CallArgs {
-    /// Whom to call: `host:port` for the tcp protocols.
+    /// Whom to call: `host:port`.
     pub target: String,
 
     /// The call protocol.
@@ -134,6 +141,10 @@ pub struct CallArgs {
     /// Give up connecting after this many seconds.
     #[arg(long, value_name = "SECS", default_value = "10")]
     pub timeout: f64,
+
+    /// The codec of an RTP call.
+    #[arg(long, value_enum, default_value = "opus")]
+    pub codec: crate::rtp_call::Codec,
 
     #[command(flatten)]
     pub audio: AudioArgs,

@@ -15,7 +15,7 @@ use media::dsp::{correlate, signal};
 use serde::Serialize;
 
 use crate::call::{Call, CallEnd, CallSetup, MicSource, Role};
-use crate::cli::{DemoArgs, exit};
+use crate::cli::{DemoArgs, Protocol, exit};
 use crate::codec;
 use crate::events::{Event, HangupReason, Reporter};
 use crate::phone::{Interrupt, report_end};
@@ -46,6 +46,12 @@ struct Summary {
 
 pub fn run(args: DemoArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     let report = Reporter::new(args.json);
+    if args.protocol == Protocol::Rtp {
+        eprintln!(
+            "ipphone: the demo does not make RTP calls yet: use --protocol tcp-pcm or tcp-mp3"
+        );
+        return Ok(exit::USAGE);
+    }
     let rate = codec::rate(args.protocol);
     let seconds = args.seconds.clamp(0.5, 600.0);
     let caller_voice: Arc<[i16]> = signal::test_speech_seeded(rate, seconds, 7).into();

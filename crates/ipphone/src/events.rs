@@ -18,6 +18,8 @@ pub enum HangupReason {
     Remote,
     /// The far end turned the call away: it is in another call.
     Busy,
+    /// Nothing accepts calls at that address.
+    Refused,
     /// The connection broke or went silent.
     Lost,
     /// Our own audio failed.
@@ -31,6 +33,7 @@ impl HangupReason {
             HangupReason::Duration => "hung up (time limit)",
             HangupReason::Remote => "the other side hung up",
             HangupReason::Busy => "busy: the other side is in another call",
+            HangupReason::Refused => "refused: nothing accepts calls there",
             HangupReason::Lost => "connection lost",
             HangupReason::Error => "call failed",
         }
@@ -77,6 +80,8 @@ pub enum Event {
         seconds: f64,
         #[serde(flatten)]
         traffic: Traffic,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rtp: Option<crate::rtp_call::RtpStats>,
     },
     Hangup {
         reason: HangupReason,
@@ -85,6 +90,8 @@ pub enum Event {
         seconds: f64,
         #[serde(flatten)]
         traffic: Traffic,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rtp: Option<crate::rtp_call::RtpStats>,
     },
     Error {
         message: String,
@@ -138,6 +145,7 @@ fn human(event: &Event) -> Option<String> {
             detail,
             seconds,
             traffic,
+            ..
         } => {
             let detail = detail
                 .as_deref()

@@ -8,6 +8,7 @@ mod demo;
 mod events;
 mod phone;
 mod relay;
+mod rtp_call;
 
 use std::process::ExitCode;
 

@@ -2,7 +2,7 @@
 //! for callers, dial, watch for Ctrl-C and report.
 
 use std::io::ErrorKind;
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,8 +13,9 @@ use anyhow::Context;
 use media::audio::{AudioSpec, PlayoutConfig};
 
 use crate::call::{Call, CallEnd, CallSetup, MicSource, Role};
-use crate::cli::{AudioArgs, CallArgs, ListenArgs, exit};
+use crate::cli::{AudioArgs, CallArgs, ListenArgs, Protocol, exit};
 use crate::events::{Event, HangupReason, Reporter};
+use crate::rtp_call::{self, RtpSetup};
 
 /// How often the loops look at the clock, the listener and the signals.
 const TICK: Duration = Duration::from_millis(20);
@@ -47,6 +48,9 @@ impl Interrupt {
 pub fn listen(args: ListenArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     let report = Reporter::new(args.audio.json);
     check_audio(&args.audio)?;
+    if args.protocol == Protocol::Rtp {
+        return listen_rtp(&args, interrupt, &report);
+    }
     let listener =
         TcpListener::bind(args.bind).with_context(|| format!("cannot listen on {}", args.bind))?;
     let local = listener
@@ -122,6 +126,7 @@ pub fn listen(args: ListenArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
                 report.emit(Event::Stats {
                     seconds: secs(call.elapsed()),
                     traffic: call.traffic(),
+                    rtp: call.rtp_stats(),
                 });
             }
         }
@@ -174,6 +179,9 @@ pub fn call(args: CallArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         target: args.target.clone(),
         protocol: args.protocol.name(),
     });
+    if args.protocol == Protocol::Rtp {
+        return call_rtp(&args, interrupt, &report);
+    }
     let timeout = Duration::from_secs_f64(args.timeout.max(0.1));
     let stream = match connect(&args.target, timeout, interrupt) {
         Ok(s) => s,
@@ -210,13 +218,114 @@ pub fn call(args: CallArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         interrupt,
         &report,
     );
-    let code = match end.reason {
-        HangupReason::Error => exit::FAILURE,
-        HangupReason::Busy => exit::BUSY,
-        _ => exit::OK,
-    };
+    let code = exit_code(&end);
     report_end(&report, end);
     Ok(code)
+}
+
+fn exit_code(end: &CallEnd) -> u8 {
+    match end.reason {
+        HangupReason::Error => exit::FAILURE,
+        HangupReason::Busy => exit::BUSY,
+        HangupReason::Refused => exit::REFUSED,
+        _ => exit::OK,
+    }
+}
+
+/// `ipphone call --protocol rtp`: media straight to `host:port`, no signalling.
+fn call_rtp(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow::Result<u8> {
+    let peer = match args.target.to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(peer)) => peer,
+        Ok(None) | Err(_) => {
+            report.emit(Event::Error {
+                message: format!("cannot find {}", args.target),
+            });
+            return Ok(exit::UNREACHABLE);
+        }
+    };
+    let bind: SocketAddr = if peer.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()?;
+    let socket = UdpSocket::bind(bind).context("opening a UDP socket")?;
+    let setup = RtpSetup {
+        codec: args.codec,
+        mic: MicSource::Spec(args.audio.mic.clone()),
+        speaker: args.audio.speaker.clone(),
+        peer: Some(peer),
+        seed: seed(),
+    };
+    let call = rtp_call::start(socket, setup);
+    let connected = Event::Connected {
+        peer: peer.to_string(),
+        protocol: "rtp",
+        role: "caller",
+    };
+    let end = supervise(
+        call,
+        Some(connected),
+        args.duration.map(Duration::from_secs_f64),
+        interrupt,
+        report,
+    );
+    let code = exit_code(&end);
+    report_end(report, end);
+    Ok(code)
+}
+
+/// `ipphone listen --protocol rtp`: answers the first address that sends
+/// media, until it says BYE or is hung up on; then waits for the next.
+fn listen_rtp(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow::Result<u8> {
+    let mut calls_done = 0u32;
+    loop {
+        let socket = UdpSocket::bind(args.bind)
+            .with_context(|| format!("cannot listen on {}", args.bind))?;
+        let local = socket
+            .local_addr()
+            .context("reading the listening address")?;
+        report.emit(Event::Listening {
+            addr: local.to_string(),
+            protocol: "rtp",
+        });
+        let setup = RtpSetup {
+            codec: args.codec,
+            mic: MicSource::Spec(args.audio.mic.clone()),
+            speaker: numbered(&args.audio.speaker, calls_done + 1),
+            peer: None,
+            seed: seed(),
+        };
+        let call = rtp_call::start(socket, setup);
+        // Waiting: nothing has arrived yet, and Ctrl-C means exit.
+        while call.traffic().bytes_received == 0 && !call.is_finished() {
+            if interrupt.take() {
+                call.hang_up(HangupReason::Local);
+                call.join();
+                return Ok(exit::OK);
+            }
+            std::thread::sleep(TICK);
+        }
+        report.emit(Event::Incoming { peer: "rtp".into() });
+        let end = supervise(call, None, None, interrupt, report);
+        let failed = end.reason == HangupReason::Error;
+        report_end(report, end);
+        if failed {
+            return Ok(exit::FAILURE);
+        }
+        calls_done += 1;
+        if args.calls.is_some_and(|n| calls_done >= n) {
+            return Ok(exit::OK);
+        }
+    }
+}
+
+/// A seed for tags, SSRCs and sequence numbers: different on every call.
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    t ^ (u64::from(std::process::id()) << 32)
 }
 
 /// Runs a call to its end: hangs up on a signal or when `duration` passes,
@@ -247,6 +356,7 @@ pub fn supervise(
             report.emit(Event::Stats {
                 seconds: secs(call.elapsed()),
                 traffic: call.traffic(),
+                rtp: call.rtp_stats(),
             });
         }
         std::thread::sleep(TICK);
@@ -260,6 +370,7 @@ pub fn report_end(report: &Reporter, end: CallEnd) {
         detail: end.detail,
         seconds: secs(end.duration),
         traffic: end.traffic,
+        rtp: end.rtp,
     });
 }
 

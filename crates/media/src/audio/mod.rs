@@ -221,6 +221,32 @@ impl Microphone {
         self.stream.counters.xruns.load(Ordering::Relaxed)
     }
 
+    /// Fills `out` with the next samples if they have arrived; never waits.
+    pub fn try_read(&mut self, out: &mut [i16]) -> bool {
+        self.take_available();
+        if self.pending.len() < out.len() {
+            return false;
+        }
+        out.copy_from_slice(&self.pending[..out.len()]);
+        self.pending.drain(..out.len());
+        true
+    }
+
+    fn take_available(&mut self) {
+        let available = self.stream.ring.slots();
+        if available == 0 {
+            return;
+        }
+        self.input.clear();
+        if let Ok(chunk) = self.stream.ring.read_chunk(available) {
+            let (a, b) = chunk.as_slices();
+            self.input.extend_from_slice(a);
+            self.input.extend_from_slice(b);
+            chunk.commit_all();
+        }
+        self.resampler.process(&self.input, &mut self.pending);
+    }
+
     /// Fills `out` with the next samples, waiting for the backend's clock.
     ///
     /// Returns false, with `out` untouched, if `give_up` returns true while
@@ -357,6 +383,23 @@ impl Speaker {
             chunk.fill_from_iter(samples[..n].iter().copied());
         }
         self.dropped += (samples.len() - n) as u64;
+    }
+
+    /// Queues `pcm` (at the call's rate) as it is, for a caller that paces
+    /// playout itself (a jitter buffer): no prefill, no trimming.
+    pub fn push(&mut self, pcm: &[i16]) {
+        self.scratch.clear();
+        self.resampler.process(pcm, &mut self.scratch);
+        let n = self.scratch.len().min(self.stream.ring.slots());
+        if let Ok(chunk) = self.stream.ring.write_chunk_uninit(n) {
+            chunk.fill_from_iter(self.scratch[..n].iter().copied());
+        }
+        self.dropped += (self.scratch.len() - n) as u64;
+    }
+
+    /// How much audio waits in front of the backend.
+    pub fn queued_time(&self) -> Duration {
+        Duration::from_secs_f64(self.queued() as f64 / f64::from(self.stream.rate))
     }
 
     /// Samples played as silence because nothing was queued.

@@ -1,0 +1,480 @@
+//! A media-only call over RTP/UDP: Opus or G.711, an adaptive jitter buffer,
+//! loss concealment and FEC, RTCP reports, no signalling.
+//!
+//! One thread runs the call as a small event loop around the sans-IO parts:
+//! the microphone's frames are encoded and handed to the [`MediaStream`];
+//! datagrams from the socket go into it, and the media it extracts into the
+//! [`JitterBuffer`]; whenever the speaker's queue runs low, the next frame is
+//! pulled from the jitter buffer, decoded (or concealed, or rebuilt from the
+//! next packet's FEC) and time-stretched as the buffer asks. The caller sends
+//! to the address it dialled; the listener answers the first address that
+//! sends, and from then on only it (symmetric RTP).
+
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use clap::ValueEnum;
+use media::audio::{AudioSpec, Microphone, PlayoutConfig, Speaker};
+use media::codec::g711::{G711, Law, Plc};
+use media::codec::opus::{OpusDecoder, OpusEncoder};
+use media::dsp::stretch::TimeStretch;
+use proto::jitter::{JitterBuffer, JitterConfig, Playout, Stretch};
+use proto::rtp::{Pt, SeqNo, Ssrc};
+use proto::stream::{MediaStream, StreamConfig, StreamEvent};
+use serde::Serialize;
+
+use crate::call::{Call, MicSource, Shared};
+use crate::events::HangupReason;
+
+/// Audio frames of 20 ms: the usual packetisation (RFC 3551, RFC 7587).
+const FRAME_MS: u32 = 20;
+/// The speaker is given the next frame when less than this is queued.
+const LOW_WATER: Duration = Duration::from_millis(10);
+/// How long the loop sleeps when nothing is due.
+const IDLE: Duration = Duration::from_millis(2);
+/// A far end that sends nothing at all for this long is gone: even with DTX
+/// a phone sends a packet every 400 ms and RTCP every few seconds.
+const SILENCE_TIMEOUT: Duration = Duration::from_secs(15);
+const OPUS_BITRATE: u32 = 24_000;
+
+/// The codec of an RTP call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    /// Opus (RFC 7587), wideband, 24 kbit/s, in-band FEC and DTX.
+    Opus,
+    /// G.711 u-law (PCMU), 64 kbit/s.
+    Pcmu,
+    /// G.711 A-law (PCMA), 64 kbit/s.
+    Pcma,
+}
+
+impl Codec {
+    /// The rate the audio is coded at.
+    fn sample_rate(self) -> u32 {
+        match self {
+            Codec::Opus => 16_000,
+            Codec::Pcmu | Codec::Pcma => 8_000,
+        }
+    }
+
+    /// The RTP clock: 48 kHz for Opus whatever it codes at (RFC 7587 §4.1).
+    fn clock_rate(self) -> u32 {
+        match self {
+            Codec::Opus => 48_000,
+            Codec::Pcmu | Codec::Pcma => 8_000,
+        }
+    }
+
+    fn payload_type(self) -> Pt {
+        match self {
+            Codec::Opus => Pt(111),
+            Codec::Pcmu => Pt(0),
+            Codec::Pcma => Pt(8),
+        }
+    }
+}
+
+/// Everything an RTP call needs besides its socket.
+#[derive(Clone)]
+pub struct RtpSetup {
+    pub codec: Codec,
+    pub mic: MicSource,
+    pub speaker: AudioSpec,
+    /// Where to send; `None` for a listener, which answers the first sender.
+    pub peer: Option<SocketAddr>,
+    pub seed: u64,
+}
+
+/// What `--json` stats carry for an RTP call.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct RtpStats {
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pub lost: i64,
+    pub late: u64,
+    pub concealed: u64,
+    pub fec_recovered: u64,
+    /// Interarrival jitter of the far end's stream (RFC 3550 A.8), in ms.
+    pub jitter_ms: f64,
+    /// The jitter buffer's target delay, in ms.
+    pub buffer_ms: f64,
+    pub rtt_ms: Option<f64>,
+    /// Payload and headers (IP, UDP, RTP), each way, in kbit/s so far.
+    pub kbps_sent: f64,
+    pub kbps_received: f64,
+}
+
+/// Starts an RTP call on `socket`.
+pub fn start(socket: UdpSocket, setup: RtpSetup) -> Call {
+    Call::spawn(move |shared| {
+        if let Err(e) = run(socket, setup, shared) {
+            shared.end(HangupReason::Error, Some(e));
+        }
+    })
+}
+
+enum Codecs {
+    Opus {
+        encoder: Box<OpusEncoder>,
+        decoder: Box<OpusDecoder>,
+    },
+    G711 {
+        codec: G711,
+        plc: Box<Plc>,
+    },
+}
+
+fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), String> {
+    let published = &shared.rtp;
+    let codec = setup.codec;
+    let rate = codec.sample_rate();
+    let frame = (rate * FRAME_MS / 1000) as usize;
+    let ticks = codec.clock_rate() * FRAME_MS / 1000;
+    shared
+        .speaker_rate
+        .store(u64::from(rate), Ordering::Relaxed);
+    let mut codecs = match codec {
+        Codec::Opus => Codecs::Opus {
+            encoder: Box::new(
+                OpusEncoder::new(rate, FRAME_MS, OPUS_BITRATE, true, 5, true)
+                    .map_err(|e| e.to_string())?,
+            ),
+            decoder: Box::new(OpusDecoder::new(rate).map_err(|e| e.to_string())?),
+        },
+        Codec::Pcmu | Codec::Pcma => Codecs::G711 {
+            codec: G711::new(if codec == Codec::Pcmu {
+                Law::Mu
+            } else {
+                Law::A
+            }),
+            plc: Box::new(Plc::new()),
+        },
+    };
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| format!("cannot use the socket: {e}"))?;
+    if let Some(peer) = setup.peer {
+        // A connected socket hears the ICMP "port unreachable" of a far end
+        // with nothing listening, and only its peer's packets.
+        socket
+            .connect(peer)
+            .map_err(|e| format!("cannot send to {peer}: {e}"))?;
+    }
+
+    // A listener's call starts when its caller's first packet arrives: only
+    // then do the microphone and speaker start, so that a recording's clock
+    // starts with the call.
+    let mut datagram = vec![0u8; 2_048];
+    let mut first: Option<(usize, SocketAddr)> = None;
+    if setup.peer.is_none() {
+        while !shared.ending() {
+            match socket.recv_from(&mut datagram) {
+                Ok((n, from))
+                    if proto::rtp::header::demux(&datagram[..n])
+                        == proto::rtp::header::Demux::Rtp =>
+                {
+                    first = Some((n, from));
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(IDLE),
+                Err(_) => std::thread::sleep(IDLE),
+            }
+        }
+        if first.is_none() {
+            return Ok(());
+        }
+    }
+    let mut mic = match &setup.mic {
+        MicSource::Spec(spec) => Microphone::open(spec, rate).map_err(|e| e.to_string())?,
+        MicSource::Clip(samples, clip_rate) => Microphone::new(
+            media::audio::wav::open_clip(samples.clone(), *clip_rate),
+            rate,
+        ),
+    };
+    let mut speaker =
+        Speaker::open(&setup.speaker, rate, PlayoutConfig::default()).map_err(|e| e.to_string())?;
+
+    let start = Instant::now();
+    let seed = setup.seed;
+    let mut stream = MediaStream::new(
+        StreamConfig {
+            clock_rate: codec.clock_rate(),
+            pt: codec.payload_type(),
+            ssrc: Ssrc(mix(seed, 1) as u32),
+            first_seq: SeqNo(mix(seed, 2) as u16),
+            first_timestamp: mix(seed, 3) as u32,
+            cname: format!("ipphone-{:08x}@{}", mix(seed, 4) as u32, hostname()),
+            rtcp_interval: Duration::from_secs(5),
+            seed: mix(seed, 5),
+        },
+        start,
+    );
+    let mut jitter = JitterBuffer::new(JitterConfig::new(codec.clock_rate()));
+    let mut stretch = TimeStretch::new(rate);
+    let mut peer = setup.peer.or(first.map(|(_, from)| from));
+    let mut last_heard = start;
+    if let Some((n, _)) = first {
+        shared.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+        stream.handle_datagram(start, SystemTime::now(), &datagram[..n]);
+    }
+    let mut pcm = vec![0i16; frame];
+    let mut decoded = vec![0i16; rate as usize * 120 / 1000];
+    let mut stretched = Vec::with_capacity(frame * 2);
+    let mut packet = vec![0u8; 1_500];
+    let mut counts = Counts::default();
+    let mut last_publish = start;
+
+    while !shared.ending() {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+
+        // Our side: every complete microphone frame goes out at once.
+        while mic.try_read(&mut pcm) {
+            let n = match &mut codecs {
+                Codecs::Opus { encoder, .. } => encoder.encode(&pcm, &mut packet),
+                Codecs::G711 { codec, .. } => codec.encode(&pcm, &mut packet),
+            }
+            .map_err(|e| format!("encoding failed: {e}"))?;
+            if n == 0 {
+                stream.skip(ticks);
+            } else {
+                stream.send_media(&packet[..n], ticks);
+            }
+        }
+
+        // Their side: datagrams into the stream, its media into the buffer.
+        for _ in 0..64 {
+            match socket.recv_from(&mut datagram) {
+                Ok((n, from)) => {
+                    if *peer.get_or_insert(from) != from {
+                        // Another caller: this call has its peer.
+                        continue;
+                    }
+                    last_heard = now;
+                    counts.bytes_received += n as u64 + ip_udp_overhead(from);
+                    shared.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                    stream.handle_datagram(now, wall, &datagram[..n]);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                // ICMP port unreachable before the far end ever answered:
+                // nothing listens there. Later, a passing error; keep going.
+                Err(e)
+                    if e.kind() == ErrorKind::ConnectionRefused && counts.bytes_received == 0 =>
+                {
+                    shared.end(
+                        HangupReason::Refused,
+                        Some("nothing listens at that address".into()),
+                    );
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        while let Some(event) = stream.poll_event() {
+            match event {
+                StreamEvent::Media {
+                    seq,
+                    timestamp,
+                    pt,
+                    payload,
+                    ..
+                } if pt == codec.payload_type() => {
+                    if let proto::jitter::InsertResult::TooLate =
+                        jitter.insert(now, seq, timestamp, &payload)
+                    {
+                        counts.late += 1;
+                    }
+                }
+                StreamEvent::Media { .. } => {}
+                StreamEvent::Report { fraction_lost, .. } => {
+                    // The far end's loss sets how much FEC we send (RFC 7587 §3.1.1).
+                    if let Codecs::Opus { encoder, .. } = &mut codecs {
+                        let percent = (fraction_lost * 100.0).ceil().clamp(5.0, 30.0) as u8;
+                        let _ = encoder.set_expected_loss(percent);
+                    }
+                }
+                StreamEvent::Bye { reason } => {
+                    shared.end(HangupReason::Remote, reason.filter(|r| !r.is_empty()));
+                }
+            }
+        }
+        stream.handle_timeout(now, wall);
+        if let Some(to) = peer {
+            while let Some(t) = stream.poll_transmit() {
+                counts.bytes_sent += t.data.len() as u64 + ip_udp_overhead(to);
+                shared
+                    .bytes_sent
+                    .fetch_add(t.data.len() as u64, Ordering::Relaxed);
+                if let Err(e) = socket.send_to(&t.data, to)
+                    && e.kind() == ErrorKind::ConnectionRefused
+                    && counts.bytes_received == 0
+                {
+                    let detail = "nothing listens at that address".to_owned();
+                    shared.end(HangupReason::Refused, Some(detail));
+                }
+            }
+        }
+
+        // The speaker's clock pulls the next frame when it runs low.
+        while speaker.queued_time() < LOW_WATER {
+            stretched.clear();
+            let produced = match jitter.pop(now) {
+                Playout::Packet {
+                    payload,
+                    stretch: how,
+                    ..
+                } => {
+                    let n = match &mut codecs {
+                        Codecs::Opus { decoder, .. } => {
+                            decoder.decode(payload, &mut decoded).unwrap_or(0)
+                        }
+                        Codecs::G711 { codec, plc } => {
+                            let n = codec.decode(payload, &mut decoded).unwrap_or(0);
+                            plc.good_frame(&mut decoded[..n]);
+                            n
+                        }
+                    };
+                    apply(&mut stretch, how, &decoded[..n], &mut stretched)
+                }
+                Playout::Lost {
+                    next, stretch: how, ..
+                } => {
+                    counts.concealed += 1;
+                    let n = match &mut codecs {
+                        Codecs::Opus { decoder, .. } => match next {
+                            Some(next) => {
+                                counts.fec_recovered += 1;
+                                decoder.decode_fec(next, &mut decoded[..frame]).unwrap_or(0)
+                            }
+                            None => decoder.conceal(&mut decoded[..frame]).unwrap_or(0),
+                        },
+                        Codecs::G711 { plc, .. } => {
+                            plc.lost_frame(&mut decoded[..frame]);
+                            frame
+                        }
+                    };
+                    apply(&mut stretch, how, &decoded[..n], &mut stretched)
+                }
+                Playout::Empty => {
+                    let n = if jitter.is_playing() {
+                        match &mut codecs {
+                            Codecs::Opus { decoder, .. } => {
+                                decoder.conceal(&mut decoded[..frame]).unwrap_or(0)
+                            }
+                            Codecs::G711 { plc, .. } => {
+                                plc.lost_frame(&mut decoded[..frame]);
+                                frame
+                            }
+                        }
+                    } else {
+                        decoded[..frame].fill(0);
+                        frame
+                    };
+                    stretch.normal(&decoded[..n], &mut stretched)
+                }
+            };
+            let produced = if produced == 0 {
+                // A decoder that gave nothing: keep time with silence.
+                stretched.resize(frame, 0);
+                frame
+            } else {
+                produced
+            };
+            jitter.played(produced as u64 * u64::from(codec.clock_rate()) / u64::from(rate));
+            speaker.push(&stretched[..produced]);
+        }
+        shared
+            .underruns
+            .store(speaker.underruns(), Ordering::Relaxed);
+
+        // A listener waits for its caller as long as it takes.
+        if peer.is_some() && now.duration_since(last_heard) > SILENCE_TIMEOUT {
+            let detail = format!("nothing received for {} s", SILENCE_TIMEOUT.as_secs());
+            shared.end(HangupReason::Lost, Some(detail));
+        }
+        if now.duration_since(last_publish) >= Duration::from_millis(500) {
+            last_publish = now;
+            publish(published, &stream, &jitter, &counts, start.elapsed());
+        }
+        std::thread::sleep(IDLE);
+    }
+
+    // Hanging up: say goodbye (RTCP BYE), unless the far end already did.
+    stream.close(SystemTime::now(), "hung up");
+    if let Some(to) = peer {
+        while let Some(t) = stream.poll_transmit() {
+            let _ = socket.send_to(&t.data, to);
+        }
+    }
+    publish(published, &stream, &jitter, &counts, start.elapsed());
+    Ok(())
+}
+
+#[derive(Default)]
+struct Counts {
+    bytes_sent: u64,
+    bytes_received: u64,
+    late: u64,
+    concealed: u64,
+    fec_recovered: u64,
+}
+
+fn apply(stretch: &mut TimeStretch, how: Stretch, pcm: &[i16], out: &mut Vec<i16>) -> usize {
+    match how {
+        Stretch::Normal => stretch.normal(pcm, out),
+        Stretch::Accelerate => stretch.accelerate(pcm, out),
+        Stretch::Expand => stretch.expand(pcm, out),
+    }
+}
+
+fn publish(
+    published: &std::sync::Mutex<Option<RtpStats>>,
+    stream: &MediaStream,
+    jitter: &JitterBuffer,
+    counts: &Counts,
+    elapsed: Duration,
+) {
+    let s = stream.stats();
+    let clock = f64::from(stream.config().clock_rate);
+    let seconds = elapsed.as_secs_f64().max(0.001);
+    let round = |x: f64| (x * 10.0).round() / 10.0;
+    let stats = RtpStats {
+        packets_sent: s.packets_sent,
+        packets_received: s.packets_received,
+        lost: s.lost,
+        late: counts.late,
+        concealed: counts.concealed,
+        fec_recovered: counts.fec_recovered,
+        jitter_ms: round(f64::from(s.jitter) * 1000.0 / clock),
+        buffer_ms: round(jitter.target_delay().as_secs_f64() * 1000.0),
+        rtt_ms: s.rtt.map(|r| round(r.as_secs_f64() * 1000.0)),
+        kbps_sent: round(counts.bytes_sent as f64 * 8.0 / seconds / 1000.0),
+        kbps_received: round(counts.bytes_received as f64 * 8.0 / seconds / 1000.0),
+    };
+    if let Ok(mut slot) = published.lock() {
+        *slot = Some(stats);
+    }
+}
+
+/// IP and UDP headers of one datagram: what it costs on the wire besides RTP.
+fn ip_udp_overhead(to: SocketAddr) -> u64 {
+    if to.is_ipv4() { 28 } else { 48 }
+}
+
+/// Independent values from one seed (SplitMix64).
+fn mix(seed: u64, n: u64) -> u64 {
+    let mut z = seed.wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map_or_else(|_| "localhost".into(), |h| h.trim().to_owned())
+}
