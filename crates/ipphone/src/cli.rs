@@ -153,8 +153,12 @@ pub struct CallArgs {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// The call protocol the two phones use.
-    #[arg(long, value_enum, default_value = "tcp-pcm")]
+    #[arg(long, value_enum, default_value = "rtp")]
     pub protocol: Protocol,
+
+    /// The codec of an RTP demo call.
+    #[arg(long, value_enum, default_value = "opus")]
+    pub codec: crate::rtp_call::Codec,
 
     /// Where to write what the answering phone heard.
     #[arg(long, value_name = "FILE.wav", default_value = "ipphone-demo.wav")]

@@ -4,7 +4,7 @@
 //! speech-like signal; what each one hears is recorded, lined up against what
 //! the other sent, and the delay and faithfulness of each direction reported.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ use crate::cli::{DemoArgs, Protocol, exit};
 use crate::codec;
 use crate::events::{Event, HangupReason, Reporter};
 use crate::phone::{Interrupt, report_end};
+use crate::rtp_call::{self, RtpSetup};
 
 /// How long after the signal ends the caller hangs up: enough for the last
 /// of it to arrive.
@@ -46,13 +47,10 @@ struct Summary {
 
 pub fn run(args: DemoArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     let report = Reporter::new(args.json);
-    if args.protocol == Protocol::Rtp {
-        eprintln!(
-            "ipphone: the demo does not make RTP calls yet: use --protocol tcp-pcm or tcp-mp3"
-        );
-        return Ok(exit::USAGE);
-    }
-    let rate = codec::rate(args.protocol);
+    let rate = match args.protocol {
+        Protocol::Rtp => args.codec.sample_rate(),
+        tcp => codec::rate(tcp),
+    };
     let seconds = args.seconds.clamp(0.5, 600.0);
     let caller_voice: Arc<[i16]> = signal::test_speech_seeded(rate, seconds, 7).into();
     let callee_voice: Arc<[i16]> = signal::test_speech_seeded(rate, seconds, 11).into();
@@ -60,31 +58,25 @@ pub fn run(args: DemoArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     std::fs::create_dir_all(&scratch).context("creating a scratch directory")?;
     let caller_heard = scratch.join("caller-heard.wav");
 
-    let listener = TcpListener::bind("127.0.0.1:0").context("opening a loopback port")?;
-    let addr = listener.local_addr()?;
-    report.emit(Event::Listening {
-        addr: addr.to_string(),
-        protocol: args.protocol.name(),
-    });
-    let setup = |role, voice: &Arc<[i16]>, speaker: &Path| CallSetup {
-        role,
-        protocol: args.protocol,
-        mic: MicSource::Clip(voice.clone(), rate),
-        speaker: AudioSpec::Wav(speaker.to_owned()),
-        playout: PlayoutConfig::default(),
+    let (caller, callee, addr) = if args.protocol == Protocol::Rtp {
+        start_rtp(
+            &args,
+            &report,
+            rate,
+            &caller_voice,
+            &callee_voice,
+            &caller_heard,
+        )?
+    } else {
+        start_tcp(
+            &args,
+            &report,
+            rate,
+            &caller_voice,
+            &callee_voice,
+            &caller_heard,
+        )?
     };
-
-    report.emit(Event::Dialing {
-        target: addr.to_string(),
-        protocol: args.protocol.name(),
-    });
-    let outgoing = TcpStream::connect(addr).context("calling the answering phone")?;
-    let (incoming, peer) = listener.accept().context("answering")?;
-    report.emit(Event::Incoming {
-        peer: peer.to_string(),
-    });
-    let callee = Call::start(incoming, setup(Role::Callee, &callee_voice, &args.out));
-    let caller = Call::start(outgoing, setup(Role::Caller, &caller_voice, &caller_heard));
     report.emit(Event::Connected {
         peer: addr.to_string(),
         protocol: args.protocol.name(),
@@ -167,6 +159,76 @@ pub fn run(args: DemoArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         .iter()
         .all(|d| d.correlation.is_some_and(|c| c > 0.5));
     Ok(if heard { exit::OK } else { exit::FAILURE })
+}
+
+/// Two phones on a loopback TCP connection.
+fn start_tcp(
+    args: &DemoArgs,
+    report: &Reporter,
+    rate: u32,
+    caller_voice: &Arc<[i16]>,
+    callee_voice: &Arc<[i16]>,
+    caller_heard: &Path,
+) -> anyhow::Result<(Call, Call, SocketAddr)> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("opening a loopback port")?;
+    let addr = listener.local_addr()?;
+    report.emit(Event::Listening {
+        addr: addr.to_string(),
+        protocol: args.protocol.name(),
+    });
+    let setup = |role, voice: &Arc<[i16]>, speaker: &Path| CallSetup {
+        role,
+        protocol: args.protocol,
+        mic: MicSource::Clip(voice.clone(), rate),
+        speaker: AudioSpec::Wav(speaker.to_owned()),
+        playout: PlayoutConfig::default(),
+    };
+    report.emit(Event::Dialing {
+        target: addr.to_string(),
+        protocol: args.protocol.name(),
+    });
+    let outgoing = TcpStream::connect(addr).context("calling the answering phone")?;
+    let (incoming, peer) = listener.accept().context("answering")?;
+    report.emit(Event::Incoming {
+        peer: peer.to_string(),
+    });
+    let callee = Call::start(incoming, setup(Role::Callee, callee_voice, &args.out));
+    let caller = Call::start(outgoing, setup(Role::Caller, caller_voice, caller_heard));
+    Ok((caller, callee, addr))
+}
+
+/// Two phones on loopback UDP ports, talking RTP.
+fn start_rtp(
+    args: &DemoArgs,
+    report: &Reporter,
+    rate: u32,
+    caller_voice: &Arc<[i16]>,
+    callee_voice: &Arc<[i16]>,
+    caller_heard: &Path,
+) -> anyhow::Result<(Call, Call, SocketAddr)> {
+    let answering = UdpSocket::bind("127.0.0.1:0").context("opening a loopback port")?;
+    let addr = answering.local_addr()?;
+    report.emit(Event::Listening {
+        addr: addr.to_string(),
+        protocol: "rtp",
+    });
+    let setup = |voice: &Arc<[i16]>, speaker: &Path, peer| RtpSetup {
+        codec: args.codec,
+        mic: MicSource::Clip(voice.clone(), rate),
+        speaker: AudioSpec::Wav(speaker.to_owned()),
+        peer,
+        seed: u64::from(std::process::id()) ^ (u64::from(rate) << 32),
+    };
+    let callee = rtp_call::start(answering, setup(callee_voice, &args.out, None));
+    report.emit(Event::Dialing {
+        target: addr.to_string(),
+        protocol: "rtp",
+    });
+    let calling = UdpSocket::bind("127.0.0.1:0").context("opening a loopback port")?;
+    let mut caller_setup = setup(caller_voice, caller_heard, Some(addr));
+    caller_setup.seed = caller_setup.seed.rotate_left(17) ^ 0x5bd1_e995;
+    let caller = rtp_call::start(calling, caller_setup);
+    Ok((caller, callee, addr))
 }
 
 /// Lines up a recording against what was sent: (delay in ms, correlation).

@@ -54,7 +54,7 @@ pub enum Codec {
 
 impl Codec {
     /// The rate the audio is coded at.
-    fn sample_rate(self) -> u32 {
+    pub fn sample_rate(self) -> u32 {
         match self {
             Codec::Opus => 16_000,
             Codec::Pcmu | Codec::Pcma => 8_000,
