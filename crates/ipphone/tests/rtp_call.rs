@@ -142,14 +142,14 @@ fn opus_on_a_clean_path() {
         16_000,
         0.75,
         0.4,
-        80.0,
+        200.0,
     );
     assert_speech_arrived(
         &align_pieces(&speech(SPEECH_2), &caller_heard),
         16_000,
         0.65,
         0.4,
-        80.0,
+        200.0,
     );
 }
 
@@ -164,14 +164,14 @@ fn pcmu_and_pcma_on_a_clean_path() {
             8_000,
             0.93,
             0.4,
-            80.0,
+            200.0,
         );
         assert_speech_arrived(
             &align_pieces(&speech(SPEECH_2), &caller_heard),
             8_000,
             0.93,
             0.4,
-            80.0,
+            200.0,
         );
     }
 }
