@@ -60,8 +60,13 @@ fn main() -> anyhow::Result<()> {
     let work = std::env::temp_dir().join(format!("ipphone-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let mut rows = Vec::new();
-    for protocol in ["tcp-pcm", "tcp-mp3"] {
-        rows.extend(ipphone_to_ipphone(&options, &work, protocol)?);
+    for (protocol, codec) in [
+        ("tcp-pcm", None),
+        ("tcp-mp3", None),
+        ("rtp", Some("opus")),
+        ("rtp", Some("pcmu")),
+    ] {
+        rows.extend(ipphone_to_ipphone(&options, &work, protocol, codec)?);
     }
     rows.push(article_mp3_sender(&options, &work)?);
     rows.push(article_pcm_sender(&options, &work)?);
@@ -103,13 +108,20 @@ fn ipphone_to_ipphone(
     options: &Options,
     work: &Path,
     protocol: &'static str,
+    codec: Option<&'static str>,
 ) -> anyhow::Result<Vec<Row>> {
+    let label: &'static str = match codec {
+        Some("opus") => "rtp opus",
+        Some("pcmu") => "rtp pcmu",
+        _ => protocol,
+    };
+    let codec_args: Vec<&str> = codec.map_or(vec![], |c| vec!["--codec", c]);
     let mut up = Samples::default();
     let mut down = Samples::default();
     for run in 0..options.runs {
         let callee_heard = work.join(format!("{protocol}-{run}-callee.wav"));
         let caller_heard = work.join(format!("{protocol}-{run}-caller.wav"));
-        let (mut callee, port) = listen(options, protocol, SPEECH_2, &callee_heard)?;
+        let (mut callee, port) = listen(options, protocol, &codec_args, SPEECH_2, &callee_heard)?;
         let caller = Command::new(&options.ipphone)
             .args([
                 "call",
@@ -119,6 +131,7 @@ fn ipphone_to_ipphone(
                 "--duration",
                 "11",
             ])
+            .args(&codec_args)
             .args(["--mic", SPEECH, "--speaker"])
             .arg(&caller_heard)
             .arg("--json")
@@ -136,8 +149,8 @@ fn ipphone_to_ipphone(
         down.push(b, None, None);
     }
     Ok(vec![
-        up.row("ipphone to ipphone", "caller to callee", protocol),
-        down.row("ipphone to ipphone", "callee to caller", protocol),
+        up.row("ipphone to ipphone", "caller to callee", label),
+        down.row("ipphone to ipphone", "callee to caller", label),
     ])
 }
 
@@ -148,7 +161,7 @@ fn article_mp3_sender(options: &Options, work: &Path) -> anyhow::Result<Row> {
     let mut samples = Samples::default();
     for run in 0..options.runs {
         let heard = work.join(format!("lame-{run}.wav"));
-        let (mut callee, port) = listen(options, "tcp-mp3", "null", &heard)?;
+        let (mut callee, port) = listen(options, "tcp-mp3", &[], "null", &heard)?;
         let mut socket = TcpStream::connect(("127.0.0.1", port))?;
         let mut lame = Command::new("lame")
             .args(["-r", "-s", "16", "-m", "m", "-b", "32", "--quiet", "-", "-"])
@@ -202,7 +215,7 @@ while (my $n = sysread($in, $buf, 80)) {
     std::fs::write(&mic, &raw)?;
     for run in 0..options.runs {
         let heard = work.join(format!("perl-{run}.wav"));
-        let (mut callee, port) = listen(options, "tcp-pcm", "null", &heard)?;
+        let (mut callee, port) = listen(options, "tcp-pcm", &[], "null", &heard)?;
         let status = Command::new("perl")
             .args(["-e", PERL, &format!("127.0.0.1:{port}")])
             .arg(&mic)
@@ -261,6 +274,7 @@ impl Samples {
 fn listen(
     options: &Options,
     protocol: &str,
+    extra: &[&str],
     mic: &str,
     speaker: &Path,
 ) -> anyhow::Result<(Child, u16)> {
@@ -276,6 +290,7 @@ fn listen(
             "--mic",
             mic,
         ])
+        .args(extra)
         .arg("--speaker")
         .arg(speaker)
         .arg("--json")
@@ -379,9 +394,7 @@ fn markdown(rows: &[Row]) -> String {
          Written by `bench/run` (see bench/README.md). Real processes on loopback, real speech \
          (codec2's speech_orig_16k.wav, LibriVox from pocketsphinx-testdata). Delay is file to \
          file: the lag of the cross-correlation peak between the speech sent and the recording \
-         made at the far end, whose clock starts when the call connects. Payload is TCP payload \
-         (no TCP/IP headers). CPU is one ipphone process (both directions of its call) as a \
-         percentage of one core.\n\n\
+         made at the far end, whose clock starts when the call connects. Payload is what the protocol itself carries: TCP payload for the tcp formats, whole RTP packets (RTP header included; no IP/UDP headers) for rtp. CPU is one ipphone process (both directions of its call, WAV pacing and resampling included) as a percentage of one core. For rtp, the answering phone starts its microphone when the caller's first packet arrives, while the caller's recording starts at once: the callee-to-caller figure includes that start-up (about 40 ms), the caller-to-callee figure is the call's delay. Correlation over the whole file drops when the jitter buffer time-stretches (the delay moves by a few ms mid-call); PESQ comes with the RTP bench.\n\n\
          | scenario | direction | protocol | runs | delay ms (mean) | min | max | correlation | payload kbit/s | CPU % |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
     );
