@@ -67,6 +67,6 @@ fn speech_crosses_both_ways() {
     // The delay is measured over the whole file; what arrived is judged
     // piece by piece, so a delay step on a busy machine is not distortion.
     for (sent, heard) in [(&caller_mic, &callee_heard), (&callee_mic, &caller_heard)] {
-        assert_speech_arrived(&align_pieces(sent, heard), 8_000, 0.97, 0.8, 200.0);
+        assert_speech_arrived(&align_pieces(sent, heard), 8_000, 0.95, 0.3, 200.0);
     }
 }

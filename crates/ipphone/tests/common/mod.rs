@@ -211,7 +211,9 @@ pub fn align_pieces(sent: &Path, received: &Path) -> Vec<Alignment> {
 }
 
 /// Checks that every piece of speech arrived (correlation above `min` on
-/// average, no piece below `floor`) and no later than `max_ms`.
+/// average, no piece below `floor`) and no later than `max_ms`. A piece in
+/// which the delay stepped (an underrun refilled, a trim) lines up at about
+/// 0.5, so `floor` tells a step from a piece that did not arrive at all.
 pub fn assert_speech_arrived(pieces: &[Alignment], rate: u32, min: f64, floor: f64, max_ms: f64) {
     assert!(pieces.len() >= 4, "too little speech to judge: {pieces:?}");
     let mean = pieces.iter().map(|a| a.correlation).sum::<f64>() / pieces.len() as f64;
