@@ -141,14 +141,14 @@ fn opus_on_a_clean_path() {
         &align_pieces(&speech(SPEECH), &callee_heard),
         16_000,
         0.75,
-        0.4,
+        0.25,
         200.0,
     );
     assert_speech_arrived(
         &align_pieces(&speech(SPEECH_2), &caller_heard),
         16_000,
         0.65,
-        0.4,
+        0.25,
         200.0,
     );
 }
@@ -163,14 +163,14 @@ fn pcmu_and_pcma_on_a_clean_path() {
             &align_pieces(&speech(SPEECH), &callee_heard),
             8_000,
             0.93,
-            0.4,
+            0.3,
             200.0,
         );
         assert_speech_arrived(
             &align_pieces(&speech(SPEECH_2), &caller_heard),
             8_000,
             0.93,
-            0.4,
+            0.3,
             200.0,
         );
     }
