@@ -78,6 +78,8 @@ pub struct Shared {
     pub speaker_rate: AtomicU64,
     /// An RTP call's figures, published by the call every half second.
     pub rtp: Mutex<Option<crate::rtp_call::RtpStats>>,
+    /// DTMF digits received and not yet reported.
+    digits: Mutex<String>,
     started: Instant,
 }
 
@@ -90,6 +92,15 @@ impl Shared {
 
     pub fn rtp_stats(&self) -> Option<crate::rtp_call::RtpStats> {
         *self.rtp.lock().expect("rtp stats lock poisoned")
+    }
+
+    /// Records a DTMF digit the far end sent, for the supervisor to report.
+    pub fn push_digit(&self, digit: char) {
+        let mut digits = self.digits.lock().expect("digits lock poisoned");
+        // Bounded: a far end flooding events cannot grow this.
+        if digits.len() < 64 {
+            digits.push(digit);
+        }
     }
 
     pub fn ending(&self) -> bool {
@@ -129,6 +140,7 @@ impl Call {
             ending: AtomicBool::new(false),
             speaker_rate: AtomicU64::new(0),
             rtp: Mutex::new(None),
+            digits: Mutex::new(String::new()),
             started: Instant::now(),
         });
         let s = shared.clone();
@@ -173,6 +185,11 @@ impl Call {
 
     pub fn rtp_stats(&self) -> Option<crate::rtp_call::RtpStats> {
         self.shared.rtp_stats()
+    }
+
+    /// The DTMF digits received since the last call.
+    pub fn take_digits(&self) -> String {
+        std::mem::take(&mut *self.shared.digits.lock().expect("digits lock poisoned"))
     }
 
     /// Waits for the call's threads to finish and the audio to be closed

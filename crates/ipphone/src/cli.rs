@@ -146,6 +146,11 @@ pub struct CallArgs {
     #[arg(long, value_enum, default_value = "opus")]
     pub codec: crate::rtp_call::Codec,
 
+    /// Digits (0-9, *, #, A-D) to send as RFC 4733 events once the far end is
+    /// heard (RTP calls).
+    #[arg(long, value_name = "DIGITS")]
+    pub dtmf: Option<String>,
+
     #[command(flatten)]
     pub audio: AudioArgs,
 }

@@ -218,6 +218,7 @@ fn start_rtp(
         speaker: AudioSpec::Wav(speaker.to_owned()),
         peer,
         seed: u64::from(std::process::id()) ^ (u64::from(rate) << 32),
+        dtmf: String::new(),
     };
     let callee = rtp_call::start(answering, setup(callee_voice, &args.out, None));
     report.emit(Event::Dialing {

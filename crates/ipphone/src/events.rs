@@ -93,6 +93,10 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         rtp: Option<crate::rtp_call::RtpStats>,
     },
+    /// A DTMF digit from the far end (RFC 4733).
+    Dtmf {
+        digit: String,
+    },
     Error {
         message: String,
     },
@@ -140,6 +144,7 @@ fn human(event: &Event) -> Option<String> {
         Event::Connected { peer, .. } => format!("connected to {peer}"),
         Event::Refused { peer, reason } => format!("turned away a call from {peer}: {reason}"),
         Event::Stats { .. } => return None,
+        Event::Dtmf { digit } => format!("the other side pressed {digit}"),
         Event::Hangup {
             reason,
             detail,

@@ -256,6 +256,7 @@ fn call_rtp(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow
         speaker: args.audio.speaker.clone(),
         peer: Some(peer),
         seed: seed(),
+        dtmf: args.dtmf.clone().unwrap_or_default(),
     };
     let call = rtp_call::start(socket, setup);
     let connected = Event::Connected {
@@ -295,6 +296,7 @@ fn listen_rtp(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
             speaker: numbered(&args.audio.speaker, calls_done + 1),
             peer: None,
             seed: seed(),
+            dtmf: String::new(),
         };
         let call = rtp_call::start(socket, setup);
         // Waiting: nothing has arrived yet, and Ctrl-C means exit.
@@ -345,6 +347,11 @@ pub fn supervise(
         {
             report.emit(event);
         }
+        for digit in call.take_digits().chars() {
+            report.emit(Event::Dtmf {
+                digit: digit.to_string(),
+            });
+        }
         if interrupt.take() {
             call.hang_up(HangupReason::Local);
         }
@@ -360,6 +367,12 @@ pub fn supervise(
             });
         }
         std::thread::sleep(TICK);
+    }
+    // Digits that came in the last moments of the call.
+    for digit in call.take_digits().chars() {
+        report.emit(Event::Dtmf {
+            digit: digit.to_string(),
+        });
     }
     call.join()
 }

@@ -22,6 +22,7 @@ use media::codec::g711::{G711, Law, Plc};
 use media::codec::opus::{OpusDecoder, OpusEncoder};
 use media::dsp::stretch::TimeStretch;
 use proto::jitter::{JitterBuffer, JitterConfig, Playout, Stretch};
+use proto::rtp::dtmf::{DtmfReceiver, DtmfSender, TelephoneEvent, event_for_digit};
 use proto::rtp::{Pt, SeqNo, Ssrc};
 use proto::stream::{MediaStream, StreamConfig, StreamEvent};
 use serde::Serialize;
@@ -87,7 +88,15 @@ pub struct RtpSetup {
     /// Where to send; `None` for a listener, which answers the first sender.
     pub peer: Option<SocketAddr>,
     pub seed: u64,
+    /// Digits to send as RFC 4733 events once the far end is heard.
+    pub dtmf: String,
 }
+
+/// The payload type of RFC 4733 telephone events, at the audio's clock rate.
+const EVENT_PT: Pt = Pt(101);
+/// How long each digit of `--dtmf` is held, and the pause after it.
+const DIGIT_ON: Duration = Duration::from_millis(120);
+const DIGIT_GAP: Duration = Duration::from_millis(80);
 
 /// What `--json` stats carry for an RTP call.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
@@ -228,6 +237,14 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
     let mut packet = vec![0u8; 1_500];
     let mut counts = Counts::default();
     let mut last_publish = start;
+    let mut dtmf_out = DtmfSender::new(codec.clock_rate());
+    let mut dtmf_in = DtmfReceiver::new();
+    let mut digits = setup
+        .dtmf
+        .chars()
+        .filter_map(event_for_digit)
+        .collect::<std::collections::VecDeque<_>>();
+    let mut next_digit: Option<Instant> = None;
 
     while !shared.ending() {
         let now = Instant::now();
@@ -290,6 +307,19 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
                         counts.late += 1;
                     }
                 }
+                StreamEvent::Media {
+                    pt,
+                    timestamp,
+                    payload,
+                    ..
+                } if pt == EVENT_PT => {
+                    if let Ok(event) = TelephoneEvent::parse(&payload)
+                        && let Some(received) = dtmf_in.handle_packet(timestamp as u32, &event)
+                        && let Some(digit) = received.digit()
+                    {
+                        shared.push_digit(digit);
+                    }
+                }
                 StreamEvent::Media { .. } => {}
                 StreamEvent::Report { fraction_lost, .. } => {
                     // The far end's loss sets how much FEC we send (RFC 7587 §3.1.1).
@@ -302,6 +332,20 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
                     shared.end(HangupReason::Remote, reason.filter(|r| !r.is_empty()));
                 }
             }
+        }
+        // Our digits, one after another, once the far end is heard.
+        if counts.bytes_received > 0 && !digits.is_empty() && !dtmf_out.is_busy() {
+            let due = *next_digit.get_or_insert(now + DIGIT_GAP);
+            if now >= due {
+                let event = digits.pop_front().expect("a digit is queued");
+                let _ = dtmf_out.start(now, event, DIGIT_ON, stream.timestamp());
+                next_digit = Some(now + DIGIT_ON + DIGIT_GAP * 2);
+            }
+        }
+        dtmf_out.handle_timeout(now);
+        while let Some(packet) = dtmf_out.poll_transmit() {
+            let payload = packet.event.to_bytes();
+            stream.send_other(EVENT_PT, packet.marker, packet.timestamp, &payload);
         }
         stream.handle_timeout(now, wall);
         if let Some(to) = peer {

@@ -257,3 +257,49 @@ fn stun_and_garbage_before_the_call_are_ignored() {
             > 30
     );
 }
+
+#[test]
+fn dtmf_digits_arrive_once_each_in_order() {
+    let _one = serial();
+    for codec in ["opus", "pcmu"] {
+        let (mut callee, port) = Phone::listen(&[
+            "--protocol",
+            "rtp",
+            "--codec",
+            codec,
+            "--calls",
+            "1",
+            "--mic",
+            "null",
+            "--speaker",
+            "null",
+        ]);
+        let mut caller = Phone::spawn(&[
+            "call",
+            &format!("127.0.0.1:{port}"),
+            "--protocol",
+            "rtp",
+            "--codec",
+            codec,
+            "--dtmf",
+            "159#*0",
+            "--duration",
+            "3",
+            "--mic",
+            "null",
+            "--speaker",
+            "null",
+        ]);
+        assert_eq!(caller.exit_code(LONG), 0);
+        assert_eq!(callee.exit_code(LONG), 0);
+        let digits: String = callee
+            .seen
+            .iter()
+            .filter(|e| e["event"] == "dtmf")
+            .map(|e| e["digit"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(digits, "159#*0", "{codec}");
+        // The events share the stream's sequence numbers: no audio counts as lost.
+        assert_eq!(last(&callee, "hangup")["rtp"]["lost"], 0, "{codec}");
+    }
+}

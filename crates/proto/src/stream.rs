@@ -166,6 +166,30 @@ impl MediaStream {
         self.timestamp = self.timestamp.wrapping_add(ticks);
     }
 
+    /// The RTP timestamp the next frame will carry: now, in the stream's clock.
+    pub fn timestamp(&self) -> u32 {
+        self.timestamp
+    }
+
+    /// Sends a packet of another payload type on this stream, such as an RFC
+    /// 4733 telephone event: same SSRC and sequence numbers, its own
+    /// timestamp and marker.
+    pub fn send_other(&mut self, pt: Pt, marker: bool, timestamp: u32, payload: &[u8]) {
+        if self.closed {
+            return;
+        }
+        let mut packet = RtpPacket::new(pt, self.seq, timestamp, self.config.ssrc, payload);
+        packet.marker = marker;
+        let mut data = vec![0u8; packet.encoded_len()];
+        if packet.write(&mut data).is_ok() {
+            self.queue(Transmit { rtcp: false, data });
+            self.sender.on_sent(payload.len());
+            self.stats.packets_sent += 1;
+            self.stats.payload_bytes_sent += payload.len() as u64;
+        }
+        self.seq = self.seq.next();
+    }
+
     /// Sends nothing for `ticks` of audio (silence under DTX); the next packet
     /// starts a talkspurt and carries the marker bit (RFC 3551 §4.1).
     pub fn skip(&mut self, ticks: u32) {
