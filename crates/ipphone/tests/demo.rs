@@ -33,7 +33,7 @@ fn the_demo_call_carries_its_test_signal_both_ways() {
         for direction in summary["directions"].as_array().unwrap() {
             let r = direction["correlation"].as_f64().unwrap();
             let delay = direction["delay_ms"].as_f64().unwrap();
-            assert!(r > 0.6 && delay < 200.0, "{protocol}: {direction}");
+            assert!(r > 0.5 && delay < 200.0, "{protocol}: {direction}");
             assert!(direction["bytes"].as_u64().unwrap() > 1_000);
         }
         let (heard, _) = read_wav(&out);
