@@ -113,7 +113,9 @@ fn the_article_script_calls_ipphone() {
         ms(down.lag, 8_000),
         down.correlation
     );
-    assert!(up.correlation > 0.95 && ms(up.lag, 8_000) < 200.0, "{up:?}");
+    // What ipphone recorded is judged piece by piece (a delay step on a busy
+    // machine is not distortion); the script records bytes as they arrive.
+    assert_speech_arrived(&pieces(&sent, &heard), 8_000, 0.95, 0.3, 200.0);
     assert!(
         down.correlation > 0.95 && ms(down.lag, 8_000) < 200.0,
         "{down:?}"
@@ -173,10 +175,18 @@ fn ipphone_calls_the_article_script() {
         down.correlation
     );
     assert!(up.correlation > 0.95 && ms(up.lag, 8_000) < 200.0, "{up:?}");
-    assert!(
-        down.correlation > 0.95 && ms(down.lag, 8_000) < 200.0,
-        "{down:?}"
-    );
+    assert_speech_arrived(&pieces(&answer_pcm, &heard), 8_000, 0.95, 0.3, 200.0);
+}
+
+/// Half-second pieces of `sent` lined up one by one in the recording.
+fn pieces(sent: &[i16], recording: &Path) -> Vec<correlate::Alignment> {
+    let (heard, rate) = read_wav(recording);
+    assert_eq!(rate, 8_000);
+    sent.chunks_exact(4_000)
+        .enumerate()
+        .filter(|(_, p)| p.iter().any(|&s| s.abs() > 1_000))
+        .filter_map(|(i, p)| correlate::align(p, &heard[(i * 4_000).min(heard.len())..], 4_000))
+        .collect()
 }
 
 fn align_speech_samples(sent: &[i16], recording: &Path) -> correlate::Alignment {
