@@ -41,6 +41,19 @@ pub enum Role {
     Callee,
 }
 
+impl MicSource {
+    /// Opens the microphone, delivering samples at `rate` Hz.
+    pub fn open(&self, rate: u32) -> Result<Microphone, media::audio::AudioError> {
+        Ok(match self {
+            MicSource::Spec(spec) => Microphone::open(spec, rate)?,
+            MicSource::Clip(samples, clip_rate) => Microphone::new(
+                media::audio::wav::open_clip(samples.clone(), *clip_rate),
+                rate,
+            ),
+        })
+    }
+}
+
 /// Everything a call needs besides its connection.
 #[derive(Clone)]
 pub struct CallSetup {
@@ -220,13 +233,7 @@ fn open_audio(
     setup: &CallSetup,
     rate: u32,
 ) -> Result<(Microphone, Speaker), media::audio::AudioError> {
-    let mic = match &setup.mic {
-        MicSource::Spec(spec) => Microphone::open(spec, rate)?,
-        MicSource::Clip(samples, clip_rate) => Microphone::new(
-            media::audio::wav::open_clip(samples.clone(), *clip_rate),
-            rate,
-        ),
-    };
+    let mic = setup.mic.open(rate)?;
     let speaker = Speaker::open(&setup.speaker, rate, setup.playout)?;
     Ok((mic, speaker))
 }

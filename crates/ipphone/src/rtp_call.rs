@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use clap::ValueEnum;
-use media::audio::{AudioSpec, Microphone, PlayoutConfig, Speaker};
+use media::audio::{AudioSpec, PlayoutConfig, Speaker};
 use media::codec::g711::{G711, Law, Plc};
 use media::codec::opus::{OpusDecoder, OpusEncoder};
 use media::dsp::stretch::TimeStretch;
@@ -198,13 +198,7 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
             return Ok(());
         }
     }
-    let mut mic = match &setup.mic {
-        MicSource::Spec(spec) => Microphone::open(spec, rate).map_err(|e| e.to_string())?,
-        MicSource::Clip(samples, clip_rate) => Microphone::new(
-            media::audio::wav::open_clip(samples.clone(), *clip_rate),
-            rate,
-        ),
-    };
+    let mut mic = setup.mic.open(rate).map_err(|e| e.to_string())?;
     let mut speaker =
         Speaker::open(&setup.speaker, rate, PlayoutConfig::default()).map_err(|e| e.to_string())?;
 

@@ -143,26 +143,9 @@ impl MediaStream {
 
     /// Sends one encoded frame that holds `ticks` of audio.
     pub fn send_media(&mut self, payload: &[u8], ticks: u32) {
-        if self.closed {
-            return;
-        }
-        let mut packet = RtpPacket::new(
-            self.config.pt,
-            self.seq,
-            self.timestamp,
-            self.config.ssrc,
-            payload,
-        );
-        packet.marker = self.marker_next;
-        let mut data = vec![0u8; packet.encoded_len()];
-        if packet.write(&mut data).is_ok() {
-            self.queue(Transmit { rtcp: false, data });
-            self.sender.on_sent(payload.len());
-            self.stats.packets_sent += 1;
-            self.stats.payload_bytes_sent += payload.len() as u64;
-        }
+        let (pt, marker, timestamp) = (self.config.pt, self.marker_next, self.timestamp);
+        self.send_other(pt, marker, timestamp, payload);
         self.marker_next = false;
-        self.seq = self.seq.next();
         self.timestamp = self.timestamp.wrapping_add(ticks);
     }
 
