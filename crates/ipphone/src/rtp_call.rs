@@ -2,11 +2,12 @@
 //! loss concealment and FEC, RTCP reports, no signalling.
 //!
 //! One thread runs the call as a small event loop around the sans-IO parts:
-//! the microphone's frames are encoded and handed to the [`MediaStream`];
-//! datagrams from the socket go into it, and the media it extracts into the
-//! [`JitterBuffer`]; whenever the speaker's queue runs low, the next frame is
-//! pulled from the jitter buffer, decoded (or concealed, or rebuilt from the
-//! next packet's FEC) and time-stretched as the buffer asks. The caller sends
+//! the microphone's frames are encoded by the [`VoiceEncoder`] and handed to
+//! the [`MediaStream`]; datagrams from the socket go into it, and the media it
+//! extracts into the [`VoiceReceiver`] (jitter buffer and decoder); whenever
+//! the speaker's queue runs low, the receiver gives the next frame, decoded
+//! (or concealed, or rebuilt from the next packet's FEC) and time-stretched
+//! as the buffer asks. The bench drives the same two on a virtual clock. The caller sends
 //! to the address it dialled; the listener answers the first address that
 //! sends, and from then on only it (symmetric RTP).
 
@@ -18,10 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use clap::ValueEnum;
 use media::audio::{AudioSpec, PlayoutConfig, Speaker};
-use media::codec::g711::{G711, Law, Plc};
-use media::codec::opus::{OpusDecoder, OpusEncoder};
-use media::dsp::stretch::TimeStretch;
-use proto::jitter::{JitterBuffer, JitterConfig, Playout, Stretch};
+use media::voice::{VoiceCodec, VoiceConfig, VoiceCounts, VoiceEncoder, VoiceReceiver};
 use proto::rtp::dtmf::{DtmfReceiver, DtmfSender, TelephoneEvent, event_for_digit};
 use proto::rtp::{Pt, SeqNo, Ssrc};
 use proto::stream::{MediaStream, StreamConfig, StreamEvent};
@@ -67,6 +65,16 @@ impl Codec {
         match self {
             Codec::Opus => 48_000,
             Codec::Pcmu | Codec::Pcma => 8_000,
+        }
+    }
+
+    fn voice(self) -> VoiceCodec {
+        match self {
+            Codec::Opus => VoiceCodec::Opus {
+                bitrate: OPUS_BITRATE,
+            },
+            Codec::Pcmu => VoiceCodec::Pcmu,
+            Codec::Pcma => VoiceCodec::Pcma,
         }
     }
 
@@ -126,17 +134,6 @@ pub fn start(socket: UdpSocket, setup: RtpSetup) -> Call {
     })
 }
 
-enum Codecs {
-    Opus {
-        encoder: Box<OpusEncoder>,
-        decoder: Box<OpusDecoder>,
-    },
-    G711 {
-        codec: G711,
-        plc: Box<Plc>,
-    },
-}
-
 fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), String> {
     let published = &shared.rtp;
     let codec = setup.codec;
@@ -146,23 +143,12 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
     shared
         .speaker_rate
         .store(u64::from(rate), Ordering::Relaxed);
-    let mut codecs = match codec {
-        Codec::Opus => Codecs::Opus {
-            encoder: Box::new(
-                OpusEncoder::new(rate, FRAME_MS, OPUS_BITRATE, true, 5, true)
-                    .map_err(|e| e.to_string())?,
-            ),
-            decoder: Box::new(OpusDecoder::new(rate).map_err(|e| e.to_string())?),
-        },
-        Codec::Pcmu | Codec::Pcma => Codecs::G711 {
-            codec: G711::new(if codec == Codec::Pcmu {
-                Law::Mu
-            } else {
-                Law::A
-            }),
-            plc: Box::new(Plc::new()),
-        },
+    let voice = VoiceConfig {
+        codec: codec.voice(),
+        frame_ms: FRAME_MS,
     };
+    let mut encoder = VoiceEncoder::new(voice).map_err(|e| e.to_string())?;
+    let mut receiver = VoiceReceiver::new(voice).map_err(|e| e.to_string())?;
     socket
         .set_nonblocking(true)
         .map_err(|e| format!("cannot use the socket: {e}"))?;
@@ -217,8 +203,6 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
         },
         start,
     );
-    let mut jitter = JitterBuffer::new(JitterConfig::new(codec.clock_rate()));
-    let mut stretch = TimeStretch::new(rate);
     let mut peer = setup.peer.or(first.map(|(_, from)| from));
     let mut last_heard = start;
     if let Some((n, _)) = first {
@@ -226,7 +210,6 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
         stream.handle_datagram(start, SystemTime::now(), &datagram[..n]);
     }
     let mut pcm = vec![0i16; frame];
-    let mut decoded = vec![0i16; rate as usize * 120 / 1000];
     let mut stretched = Vec::with_capacity(frame * 2);
     let mut packet = vec![0u8; 1_500];
     let mut counts = Counts::default();
@@ -246,11 +229,9 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
 
         // Our side: every complete microphone frame goes out at once.
         while mic.try_read(&mut pcm) {
-            let n = match &mut codecs {
-                Codecs::Opus { encoder, .. } => encoder.encode(&pcm, &mut packet),
-                Codecs::G711 { codec, .. } => codec.encode(&pcm, &mut packet),
-            }
-            .map_err(|e| format!("encoding failed: {e}"))?;
+            let n = encoder
+                .encode(&pcm, &mut packet)
+                .map_err(|e| format!("encoding failed: {e}"))?;
             if n == 0 {
                 stream.skip(ticks);
             } else {
@@ -295,11 +276,7 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
                     payload,
                     ..
                 } if pt == codec.payload_type() => {
-                    if let proto::jitter::InsertResult::TooLate =
-                        jitter.insert(now, seq, timestamp, &payload)
-                    {
-                        counts.late += 1;
-                    }
+                    receiver.insert(now, seq, timestamp, &payload);
                 }
                 StreamEvent::Media {
                     pt,
@@ -317,10 +294,7 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
                 StreamEvent::Media { .. } => {}
                 StreamEvent::Report { fraction_lost, .. } => {
                     // The far end's loss sets how much FEC we send (RFC 7587 §3.1.1).
-                    if let Codecs::Opus { encoder, .. } = &mut codecs {
-                        let percent = (fraction_lost * 100.0).ceil().clamp(5.0, 30.0) as u8;
-                        let _ = encoder.set_expected_loss(percent);
-                    }
+                    encoder.set_expected_loss(fraction_lost);
                 }
                 StreamEvent::Bye { reason } => {
                     shared.end(HangupReason::Remote, reason.filter(|r| !r.is_empty()));
@@ -361,69 +335,7 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
         // The speaker's clock pulls the next frame when it runs low.
         while speaker.queued_time() < LOW_WATER {
             stretched.clear();
-            let produced = match jitter.pop(now) {
-                Playout::Packet {
-                    payload,
-                    stretch: how,
-                    ..
-                } => {
-                    let n = match &mut codecs {
-                        Codecs::Opus { decoder, .. } => {
-                            decoder.decode(payload, &mut decoded).unwrap_or(0)
-                        }
-                        Codecs::G711 { codec, plc } => {
-                            let n = codec.decode(payload, &mut decoded).unwrap_or(0);
-                            plc.good_frame(&mut decoded[..n]);
-                            n
-                        }
-                    };
-                    apply(&mut stretch, how, &decoded[..n], &mut stretched)
-                }
-                Playout::Lost {
-                    next, stretch: how, ..
-                } => {
-                    counts.concealed += 1;
-                    let n = match &mut codecs {
-                        Codecs::Opus { decoder, .. } => match next {
-                            Some(next) => {
-                                counts.fec_recovered += 1;
-                                decoder.decode_fec(next, &mut decoded[..frame]).unwrap_or(0)
-                            }
-                            None => decoder.conceal(&mut decoded[..frame]).unwrap_or(0),
-                        },
-                        Codecs::G711 { plc, .. } => {
-                            plc.lost_frame(&mut decoded[..frame]);
-                            frame
-                        }
-                    };
-                    apply(&mut stretch, how, &decoded[..n], &mut stretched)
-                }
-                Playout::Empty => {
-                    let n = if jitter.is_playing() {
-                        match &mut codecs {
-                            Codecs::Opus { decoder, .. } => {
-                                decoder.conceal(&mut decoded[..frame]).unwrap_or(0)
-                            }
-                            Codecs::G711 { plc, .. } => {
-                                plc.lost_frame(&mut decoded[..frame]);
-                                frame
-                            }
-                        }
-                    } else {
-                        decoded[..frame].fill(0);
-                        frame
-                    };
-                    stretch.normal(&decoded[..n], &mut stretched)
-                }
-            };
-            let produced = if produced == 0 {
-                // A decoder that gave nothing: keep time with silence.
-                stretched.resize(frame, 0);
-                frame
-            } else {
-                produced
-            };
-            jitter.played(produced as u64 * u64::from(codec.clock_rate()) / u64::from(rate));
+            let produced = receiver.pull(now, &mut stretched);
             speaker.push(&stretched[..produced]);
         }
         shared
@@ -437,7 +349,7 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
         }
         if now.duration_since(last_publish) >= Duration::from_millis(500) {
             last_publish = now;
-            publish(published, &stream, &jitter, &counts, start.elapsed());
+            publish(published, &stream, &receiver, &counts, start.elapsed());
         }
         std::thread::sleep(IDLE);
     }
@@ -449,7 +361,7 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
             let _ = socket.send_to(&t.data, to);
         }
     }
-    publish(published, &stream, &jitter, &counts, start.elapsed());
+    publish(published, &stream, &receiver, &counts, start.elapsed());
     Ok(())
 }
 
@@ -457,23 +369,12 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
 struct Counts {
     bytes_sent: u64,
     bytes_received: u64,
-    late: u64,
-    concealed: u64,
-    fec_recovered: u64,
-}
-
-fn apply(stretch: &mut TimeStretch, how: Stretch, pcm: &[i16], out: &mut Vec<i16>) -> usize {
-    match how {
-        Stretch::Normal => stretch.normal(pcm, out),
-        Stretch::Accelerate => stretch.accelerate(pcm, out),
-        Stretch::Expand => stretch.expand(pcm, out),
-    }
 }
 
 fn publish(
     published: &std::sync::Mutex<Option<RtpStats>>,
     stream: &MediaStream,
-    jitter: &JitterBuffer,
+    receiver: &VoiceReceiver,
     counts: &Counts,
     elapsed: Duration,
 ) {
@@ -481,15 +382,21 @@ fn publish(
     let clock = f64::from(stream.config().clock_rate);
     let seconds = elapsed.as_secs_f64().max(0.001);
     let round = |x: f64| (x * 10.0).round() / 10.0;
+    let VoiceCounts {
+        late,
+        concealed,
+        fec_recovered,
+        ..
+    } = receiver.counts();
     let stats = RtpStats {
         packets_sent: s.packets_sent,
         packets_received: s.packets_received,
         lost: s.lost,
-        late: counts.late,
-        concealed: counts.concealed,
-        fec_recovered: counts.fec_recovered,
+        late,
+        concealed,
+        fec_recovered,
         jitter_ms: round(f64::from(s.jitter) * 1000.0 / clock),
-        buffer_ms: round(jitter.target_delay().as_secs_f64() * 1000.0),
+        buffer_ms: round(receiver.jitter().target_delay().as_secs_f64() * 1000.0),
         rtt_ms: s.rtt.map(|r| round(r.as_secs_f64() * 1000.0)),
         kbps_sent: round(counts.bytes_sent as f64 * 8.0 / seconds / 1000.0),
         kbps_received: round(counts.bytes_received as f64 * 8.0 / seconds / 1000.0),

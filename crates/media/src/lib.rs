@@ -6,9 +6,12 @@
 //!   paces the audio for a call.
 //! - [`codec`]: the codecs a call speaks and the resampler.
 //! - [`dsp`]: test signals and measurement (cross-correlation delay).
+//! - [`voice`]: a call's audio on either side of RTP: encoder, and jitter
+//!   buffer with decoder, concealment and time-stretching.
 //!
 //! This is the only ipphone crate that talks to C libraries (ALSA, LAME).
 
 pub mod audio;
 pub mod codec;
 pub mod dsp;
+pub mod voice;

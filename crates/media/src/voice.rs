@@ -1,0 +1,371 @@
+//! A voice call's audio path on either side of RTP: the encoder that turns
+//! microphone frames into payloads, and the receiver that turns arriving
+//! payloads into a steady stream of samples for the speaker (jitter buffer,
+//! decoder, Opus FEC, concealment, time-stretching).
+//!
+//! Neither reads a clock, a socket or a sound card: the call loop in the
+//! binary drives them in real time, and the bench drives the very same code
+//! on the network emulator's virtual clock.
+
+use std::time::Instant;
+
+use proto::jitter::{InsertResult, JitterBuffer, JitterConfig, Playout, Stretch};
+
+use crate::codec::error::CodecError;
+use crate::codec::g711::{G711, Law, Plc};
+use crate::codec::opus::{OpusDecoder, OpusEncoder};
+use crate::dsp::stretch::TimeStretch;
+
+/// The codec of a voice stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoiceCodec {
+    /// Opus (RFC 7587) at 16 kHz, VoIP mode, in-band FEC and DTX.
+    Opus { bitrate: u32 },
+    /// G.711 u-law.
+    Pcmu,
+    /// G.711 A-law.
+    Pcma,
+}
+
+impl VoiceCodec {
+    /// The rate the audio is coded at.
+    pub fn sample_rate(self) -> u32 {
+        match self {
+            VoiceCodec::Opus { .. } => 16_000,
+            VoiceCodec::Pcmu | VoiceCodec::Pcma => 8_000,
+        }
+    }
+
+    /// The RTP clock: 48 kHz for Opus whatever it codes at (RFC 7587 §4.1).
+    pub fn clock_rate(self) -> u32 {
+        match self {
+            VoiceCodec::Opus { .. } => 48_000,
+            VoiceCodec::Pcmu | VoiceCodec::Pcma => 8_000,
+        }
+    }
+}
+
+/// The settings both halves of a voice path share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VoiceConfig {
+    pub codec: VoiceCodec,
+    /// Packetisation time: 10, 20, 40 or 60 ms.
+    pub frame_ms: u32,
+}
+
+impl VoiceConfig {
+    /// Samples in one frame at the codec's rate.
+    pub fn frame_samples(&self) -> usize {
+        (self.codec.sample_rate() * self.frame_ms / 1000) as usize
+    }
+
+    /// RTP clock ticks in one frame.
+    pub fn frame_ticks(&self) -> u32 {
+        self.codec.clock_rate() * self.frame_ms / 1000
+    }
+}
+
+/// The sending half: microphone frames in, RTP payloads out.
+pub struct VoiceEncoder {
+    inner: Encoder,
+    config: VoiceConfig,
+}
+
+enum Encoder {
+    Opus(Box<OpusEncoder>),
+    G711(G711),
+}
+
+impl VoiceEncoder {
+    pub fn new(config: VoiceConfig) -> Result<Self, CodecError> {
+        let inner = match config.codec {
+            VoiceCodec::Opus { bitrate } => Encoder::Opus(Box::new(OpusEncoder::new(
+                config.codec.sample_rate(),
+                config.frame_ms,
+                bitrate,
+                true,
+                5,
+                true,
+            )?)),
+            VoiceCodec::Pcmu => Encoder::G711(G711::new(Law::Mu)),
+            VoiceCodec::Pcma => Encoder::G711(G711::new(Law::A)),
+        };
+        Ok(Self { inner, config })
+    }
+
+    pub fn config(&self) -> &VoiceConfig {
+        &self.config
+    }
+
+    /// Encodes one frame ([`VoiceConfig::frame_samples`] samples) into `out`.
+    /// Returns the payload's length; 0 means the frame is silence that DTX
+    /// does not send (the RTP timestamp still advances by one frame).
+    pub fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
+        match &mut self.inner {
+            Encoder::Opus(encoder) => encoder.encode(pcm, out),
+            Encoder::G711(codec) => codec.encode(pcm, out),
+        }
+    }
+
+    /// Tells Opus how much loss the far end reports, so that it spends that
+    /// much on in-band FEC (RFC 7587 §3.1.1); clamped to 5-30 %. G.711 has
+    /// nothing to adjust.
+    pub fn set_expected_loss(&mut self, fraction_lost: f64) {
+        if let Encoder::Opus(encoder) = &mut self.inner {
+            let percent = (fraction_lost * 100.0).ceil().clamp(5.0, 30.0) as u8;
+            let _ = encoder.set_expected_loss(percent);
+        }
+    }
+
+    /// Changes Opus's target bitrate; G.711 has one rate.
+    pub fn set_bitrate(&mut self, bitrate: u32) -> Result<(), CodecError> {
+        match &mut self.inner {
+            Encoder::Opus(encoder) => encoder.set_bitrate(bitrate),
+            Encoder::G711(_) => Ok(()),
+        }
+    }
+}
+
+/// What a [`VoiceReceiver`] has done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VoiceCounts {
+    /// Frames played from packets that arrived in time.
+    pub decoded: u64,
+    /// Packets that arrived after their time was played or given up.
+    pub late: u64,
+    /// Packets of the stream that were never played, their time filled by
+    /// concealment or FEC instead: lost on the way or too late. Silence the
+    /// sender did not send (DTX) is not counted: the sequence numbers tell
+    /// the two apart.
+    pub concealed: u64,
+    /// Of those, frames rebuilt from the next packet's in-band FEC.
+    pub fec_recovered: u64,
+}
+
+/// The receiving half: payloads in as they arrive, speaker frames out as the
+/// speaker's clock asks for them.
+pub struct VoiceReceiver {
+    config: VoiceConfig,
+    jitter: JitterBuffer,
+    decoder: Decoder,
+    stretch: TimeStretch,
+    decoded: Vec<i16>,
+    counts: VoiceCounts,
+}
+
+enum Decoder {
+    Opus(Box<OpusDecoder>),
+    G711 { codec: G711, plc: Box<Plc> },
+}
+
+impl VoiceReceiver {
+    pub fn new(config: VoiceConfig) -> Result<Self, CodecError> {
+        Self::with_jitter(config, JitterConfig::new(config.codec.clock_rate()))
+    }
+
+    pub fn with_jitter(config: VoiceConfig, jitter: JitterConfig) -> Result<Self, CodecError> {
+        let rate = config.codec.sample_rate();
+        let decoder = match config.codec {
+            VoiceCodec::Opus { .. } => Decoder::Opus(Box::new(OpusDecoder::new(rate)?)),
+            VoiceCodec::Pcmu => Decoder::G711 {
+                codec: G711::new(Law::Mu),
+                plc: Box::new(Plc::new()),
+            },
+            VoiceCodec::Pcma => Decoder::G711 {
+                codec: G711::new(Law::A),
+                plc: Box::new(Plc::new()),
+            },
+        };
+        Ok(Self {
+            config,
+            jitter: JitterBuffer::new(jitter),
+            decoder,
+            stretch: TimeStretch::new(rate),
+            // Opus packets hold at most 120 ms.
+            decoded: vec![0; rate as usize * 120 / 1000],
+            counts: VoiceCounts::default(),
+        })
+    }
+
+    /// Buffers a payload that arrived at `now` (extended sequence number and
+    /// timestamp, as the media stream reports them).
+    pub fn insert(&mut self, now: Instant, seq: u64, timestamp: u64, payload: &[u8]) {
+        if self.jitter.insert(now, seq, timestamp, payload) == InsertResult::TooLate {
+            self.counts.late += 1;
+        }
+    }
+
+    /// Appends the next piece of audio for the speaker to `out` (one frame,
+    /// longer or shorter when the buffer is time-stretching) and returns how
+    /// many samples it appended; never 0, so the speaker keeps time.
+    pub fn pull(&mut self, now: Instant, out: &mut Vec<i16>) -> usize {
+        let frame = self.config.frame_samples();
+        let start = out.len();
+        let decoded = &mut self.decoded;
+        let produced = match self.jitter.pop(now) {
+            Playout::Packet {
+                payload, stretch, ..
+            } => {
+                self.counts.decoded += 1;
+                let n = match &mut self.decoder {
+                    Decoder::Opus(decoder) => decoder.decode(payload, decoded).unwrap_or(0),
+                    Decoder::G711 { codec, plc } => {
+                        let n = codec.decode(payload, decoded).unwrap_or(0);
+                        plc.good_frame(&mut decoded[..n]);
+                        n
+                    }
+                };
+                apply(&mut self.stretch, stretch, &decoded[..n], out)
+            }
+            Playout::Lost { next, stretch, .. } => {
+                let n = match &mut self.decoder {
+                    Decoder::Opus(decoder) => match next {
+                        Some(next) => {
+                            self.counts.fec_recovered += 1;
+                            decoder.decode_fec(next, &mut decoded[..frame]).unwrap_or(0)
+                        }
+                        None => decoder.conceal(&mut decoded[..frame]).unwrap_or(0),
+                    },
+                    Decoder::G711 { plc, .. } => {
+                        plc.lost_frame(&mut decoded[..frame]);
+                        frame
+                    }
+                };
+                apply(&mut self.stretch, stretch, &decoded[..n], out)
+            }
+            Playout::Empty => {
+                // Right after speech, concealment fades the last sound out;
+                // before the first packet, silence.
+                let n = if self.jitter.is_playing() {
+                    match &mut self.decoder {
+                        Decoder::Opus(decoder) => {
+                            decoder.conceal(&mut decoded[..frame]).unwrap_or(0)
+                        }
+                        Decoder::G711 { plc, .. } => {
+                            plc.lost_frame(&mut decoded[..frame]);
+                            frame
+                        }
+                    }
+                } else {
+                    decoded[..frame].fill(0);
+                    frame
+                };
+                self.stretch.normal(&decoded[..n], out)
+            }
+        };
+        let produced = if produced == 0 {
+            // A decoder that gave nothing: keep time with silence.
+            out.truncate(start);
+            out.resize(start + frame, 0);
+            frame
+        } else {
+            produced
+        };
+        let clock = u64::from(self.config.codec.clock_rate());
+        let rate = u64::from(self.config.codec.sample_rate());
+        self.jitter.played(produced as u64 * clock / rate);
+        produced
+    }
+
+    pub fn counts(&self) -> VoiceCounts {
+        VoiceCounts {
+            concealed: self.jitter.stats().lost,
+            ..self.counts
+        }
+    }
+
+    pub fn jitter(&self) -> &JitterBuffer {
+        &self.jitter
+    }
+
+    pub fn config(&self) -> &VoiceConfig {
+        &self.config
+    }
+}
+
+fn apply(stretch: &mut TimeStretch, how: Stretch, pcm: &[i16], out: &mut Vec<i16>) -> usize {
+    match how {
+        Stretch::Normal => stretch.normal(pcm, out),
+        Stretch::Accelerate => stretch.accelerate(pcm, out),
+        Stretch::Expand => stretch.expand(pcm, out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::dsp::correlate;
+    use crate::dsp::signal::test_speech;
+
+    /// Frames sent in order and pulled on time come out as the speech that
+    /// went in, one frame late at most plus the codec's own delay.
+    fn round_trip(codec: VoiceCodec) {
+        let config = VoiceConfig {
+            codec,
+            frame_ms: 20,
+        };
+        let rate = codec.sample_rate();
+        let speech = test_speech(rate, 3.0);
+        let mut encoder = VoiceEncoder::new(config).unwrap();
+        let mut receiver = VoiceReceiver::new(config).unwrap();
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        let mut payload = [0u8; 1500];
+        let mut timestamp = 0u64;
+        let mut seq = 0u64;
+        for (n, frame) in speech.chunks_exact(config.frame_samples()).enumerate() {
+            let now = t0 + Duration::from_millis(20 * n as u64);
+            let len = encoder.encode(frame, &mut payload).unwrap();
+            if len > 0 {
+                receiver.insert(now, seq, timestamp, &payload[..len]);
+                seq += 1;
+            }
+            timestamp += u64::from(config.frame_ticks());
+            while out.len() < (n + 1) * config.frame_samples() {
+                receiver.pull(now, &mut out);
+            }
+        }
+        let found = correlate::align(&speech, &out, rate as usize / 5).unwrap();
+        assert!(found.correlation > 0.8, "{codec:?}: {found:?}");
+        assert!(found.lag < rate as usize / 10, "{codec:?}: {found:?}");
+        assert_eq!(receiver.counts().concealed, 0);
+    }
+
+    #[test]
+    fn opus_round_trip() {
+        round_trip(VoiceCodec::Opus { bitrate: 24_000 });
+    }
+
+    #[test]
+    fn pcmu_round_trip() {
+        round_trip(VoiceCodec::Pcmu);
+    }
+
+    #[test]
+    fn a_missing_packet_is_concealed_and_time_kept() {
+        let config = VoiceConfig {
+            codec: VoiceCodec::Pcma,
+            frame_ms: 20,
+        };
+        let mut encoder = VoiceEncoder::new(config).unwrap();
+        let mut receiver = VoiceReceiver::new(config).unwrap();
+        let speech = test_speech(8_000, 1.0);
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        let mut payload = [0u8; 1500];
+        for (n, frame) in speech.chunks_exact(160).enumerate() {
+            let now = t0 + Duration::from_millis(20 * n as u64);
+            let len = encoder.encode(frame, &mut payload).unwrap();
+            if n != 20 {
+                receiver.insert(now, n as u64, 160 * n as u64, &payload[..len]);
+            }
+            while out.len() < (n + 1) * 160 {
+                receiver.pull(now, &mut out);
+            }
+        }
+        assert_eq!(receiver.counts().concealed, 1);
+        assert!((out.len() as i64 - speech.len() as i64).abs() <= 320);
+    }
+}
