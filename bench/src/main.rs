@@ -11,6 +11,13 @@
 //! - the article's own MP3 sender (raw audio through a `lame` pipe into the
 //!   socket) into ipphone: the delay the article complained of.
 //! - the article's raw-PCM sender (a Perl script) into ipphone.
+//!
+//! And the media grid ([`quality`]): codec x loss x jitter x seed through
+//! ipphone's RTP media path on the emulator's virtual clock, scored with
+//! PESQ, and the bitrate of half-silent speech.
+
+mod grid;
+mod quality;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -46,6 +53,17 @@ struct Options {
     ipphone: PathBuf,
     out: PathBuf,
     runs: usize,
+    seeds: u64,
+    python: PathBuf,
+    /// `calls`, `grid` or both.
+    only: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Results<'a> {
+    calls: &'a [Row],
+    grid: &'a [quality::GridRow],
+    conversation: &'a [quality::ConversationRow],
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,24 +78,42 @@ fn main() -> anyhow::Result<()> {
     let work = std::env::temp_dir().join(format!("ipphone-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let mut rows = Vec::new();
+    let calls = options.only.as_deref() != Some("grid");
     for (protocol, codec) in [
         ("tcp-pcm", None),
         ("tcp-mp3", None),
         ("rtp", Some("opus")),
         ("rtp", Some("pcmu")),
     ] {
-        rows.extend(ipphone_to_ipphone(&options, &work, protocol, codec)?);
+        if calls {
+            rows.extend(ipphone_to_ipphone(&options, &work, protocol, codec)?);
+        }
     }
-    rows.push(article_mp3_sender(&options, &work)?);
-    rows.push(article_pcm_sender(&options, &work)?);
+    if calls {
+        rows.push(article_mp3_sender(&options, &work)?);
+        rows.push(article_pcm_sender(&options, &work)?);
+    }
+    let (grid, talk) = if options.only.as_deref() == Some("calls") {
+        (Vec::new(), Vec::new())
+    } else {
+        let speech = speech_at(Path::new(SPEECH), 16_000)?;
+        (
+            quality::run_grid(&speech, options.seeds, &options.python, &work)?,
+            quality::run_conversation(&speech),
+        )
+    };
     let _ = std::fs::remove_dir_all(&work);
 
     std::fs::create_dir_all(&options.out)?;
     std::fs::write(
         options.out.join("results.json"),
-        serde_json::to_string_pretty(&rows)? + "\n",
+        serde_json::to_string_pretty(&Results {
+            calls: &rows,
+            grid: &grid,
+            conversation: &talk,
+        })? + "\n",
     )?;
-    let table = markdown(&rows);
+    let table = markdown(&rows) + &quality::markdown(&grid, &talk);
     std::fs::write(options.out.join("RESULTS.md"), &table)?;
     print!("{table}");
     Ok(())
@@ -88,6 +124,9 @@ fn parse_args() -> anyhow::Result<Options> {
         ipphone: "target/release/ipphone".into(),
         out: "bench".into(),
         runs: 3,
+        seeds: 5,
+        python: "python3".into(),
+        only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -96,7 +135,13 @@ fn parse_args() -> anyhow::Result<Options> {
             "--ipphone" => options.ipphone = value()?.into(),
             "--out" => options.out = value()?.into(),
             "--runs" => options.runs = value()?.parse().context("--runs takes a number")?,
-            other => bail!("unknown argument {other}; use --ipphone PATH --out DIR --runs N"),
+            "--seeds" => options.seeds = value()?.parse().context("--seeds takes a number")?,
+            "--python" => options.python = value()?.into(),
+            "--only" => options.only = Some(value()?),
+            other => bail!(
+                "unknown argument {other}; use --ipphone PATH --out DIR --runs N --seeds N \
+                 --python PATH --only calls|grid"
+            ),
         }
     }
     Ok(options)

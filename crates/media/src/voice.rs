@@ -159,8 +159,12 @@ enum Decoder {
 }
 
 impl VoiceReceiver {
+    /// A receiver with NetEQ's jitter-buffer settings; for Opus, one frame
+    /// more while packets are being lost, so that FEC can rebuild them.
     pub fn new(config: VoiceConfig) -> Result<Self, CodecError> {
-        Self::with_jitter(config, JitterConfig::new(config.codec.clock_rate()))
+        let mut jitter = JitterConfig::new(config.codec.clock_rate());
+        jitter.fec_lookahead = matches!(config.codec, VoiceCodec::Opus { .. });
+        Self::with_jitter(config, jitter)
     }
 
     pub fn with_jitter(config: VoiceConfig, jitter: JitterConfig) -> Result<Self, CodecError> {

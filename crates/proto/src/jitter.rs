@@ -52,6 +52,10 @@ pub struct JitterConfig {
     pub window: Duration,
     /// The share of packets that should arrive in time, 0 to 1.
     pub percentile: f64,
+    /// The decoder can rebuild a lost frame from the packet after it (Opus
+    /// in-band FEC): while packets are being lost, hold one frame more, so
+    /// that the next packet is usually there when a gap is found.
+    pub fec_lookahead: bool,
 }
 
 impl JitterConfig {
@@ -67,6 +71,7 @@ impl JitterConfig {
             max_payload: 1500,
             window: Duration::from_secs(2),
             percentile: 0.97,
+            fec_lookahead: false,
         }
     }
 }
@@ -201,6 +206,11 @@ pub struct JitterBuffer {
     seq_max: Option<u64>,
     /// Bit `i` set: sequence number `seq_max - i` was received.
     seq_seen: u128,
+    /// When playout last passed over a packet that never came (lost or too
+    /// late), on the arrival clock.
+    last_gap_at: Option<u64>,
+    /// Arrival tick of the latest packet.
+    last_at: u64,
     last_played_seq: Option<u64>,
     state: State,
     last_pop: LastPop,
@@ -249,6 +259,8 @@ impl JitterBuffer {
             last_arrival: None,
             seq_max: None,
             seq_seen: 0,
+            last_gap_at: None,
+            last_at: 0,
             last_played_seq: None,
             state: State::Idle { floor: None },
             last_pop: LastPop::Nothing,
@@ -287,6 +299,7 @@ impl JitterBuffer {
             self.stats.duplicates += 1;
             return InsertResult::Duplicate;
         }
+        self.last_at = at;
         self.mark_seen(ext_seq);
         self.last_transit = Some(transit);
         self.record_arrival(at, transit);
@@ -457,6 +470,10 @@ impl JitterBuffer {
             && slot.seq > last
         {
             self.stats.lost = self.stats.lost.saturating_add(slot.seq - last - 1);
+            if slot.seq > last + 1 {
+                self.last_gap_at = Some(at);
+                self.target_dirty = true;
+            }
         }
         self.last_played_seq = Some(slot.seq);
         let old = std::mem::replace(&mut self.current, slot.payload);
@@ -594,8 +611,13 @@ impl JitterBuffer {
         let n = self.scratch.len();
         let index = ((self.config.percentile * n as f64).ceil() as usize).clamp(1, n) - 1;
         let (_, &mut relative, _) = self.scratch.select_nth_unstable(index);
+        let losing = self.config.fec_lookahead
+            && self
+                .last_gap_at
+                .is_some_and(|gap| gap.saturating_add(self.window_ticks) >= self.last_at);
+        let lookahead = if losing { self.frame } else { 0 };
         self.target = relative
-            .saturating_add(self.frame)
+            .saturating_add(self.frame + lookahead)
             .max(self.min_delay_ticks)
             .min(self.max_delay_ticks);
     }
@@ -1036,6 +1058,28 @@ mod tests {
         // The second underrun is the end of the stream.
         assert_eq!((stats.lost, stats.underruns, stats.late), (1, 2, 0));
         assert!(mean_ms(&run.played[150..]) <= 50.0);
+    }
+
+    #[test]
+    fn with_fec_lookahead_losses_on_a_clean_path_are_rebuilt_from_the_next_packet() {
+        let mut config = JitterConfig::new(RATE);
+        config.fec_lookahead = true;
+        let mut jb = JitterBuffer::new(config);
+        let mut packets = stream(10, 1.0, 10, |_| 0);
+        // One packet in ten lost, from the fifth second on.
+        packets.retain(|p| p.seq < 1250 || p.seq % 10 != 3);
+        let run = play(&mut jb, Instant::now(), &packets, 11);
+        assert!(in_order(&run));
+        let stats = jb.stats();
+        assert_eq!(stats.lost, 25, "{stats:?}");
+        // The first loss finds the buffer at one frame; from then on it
+        // holds two, and the packet after each gap is there to rebuild it.
+        let rebuilt = run.lost.iter().filter(|(_, next)| next.is_some()).count();
+        assert!(rebuilt >= 23, "{rebuilt} of {:?}", run.lost);
+        assert_eq!(stats.target_delay, Duration::from_millis(40), "{stats:?}");
+        // Before any loss, one frame, as on any clean path.
+        let before = mean_ms(&run.played[50..240]) - 10.0;
+        assert!(before <= 40.0, "level before the losses {before} ms");
     }
 
     #[test]
