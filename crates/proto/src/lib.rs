@@ -8,4 +8,6 @@
 pub mod jitter;
 pub mod legacy;
 pub mod rtp;
+pub mod sdp;
+pub mod sip;
 pub mod stream;
