@@ -12,8 +12,8 @@ use std::str::FromStr;
 
 use libfuzzer_sys::fuzz_target;
 use proto::sip::message::{
-    CSeq, Contact, ContentType, HeaderError, Headers, Message, NameAddr, Response,
-    StreamFramer, StreamItem, Uri, Via,
+    CSeq, Contact, ContentType, HeaderError, Headers, Message, NameAddr, Response, StreamFramer,
+    StreamItem, Uri, Via,
 };
 
 const LIMIT: usize = 4096;

@@ -20,6 +20,8 @@ pub mod exit {
     pub const BUSY: u8 = 4;
     /// The address could not be reached: no route, no answer, unknown host.
     pub const UNREACHABLE: u8 = 5;
+    /// The far end turned the call down (SIP 603 Decline).
+    pub const DECLINED: u8 = 6;
 }
 
 const EXIT_CODES: &str = "\
@@ -29,7 +31,8 @@ Exit status:
   2  bad usage
   3  refused: nothing accepts calls at that address
   4  busy: the far end is in another call
-  5  unreachable: no route, no answer, or an unknown host";
+  5  unreachable: no route, no answer, or an unknown host
+  6  declined: the far end turned the call down (SIP)";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,8 +41,9 @@ Exit status:
     about = "An IP telephone for the terminal",
     long_about = "An IP telephone for the terminal.\n\n\
         Calls another machine and talks, full duplex, through the sound card, or headless \
-        with WAV files as microphone and speaker. Speaks the two TCP stream formats of \
-        \"An IP Telephone in 74 Lines of Perl\": raw 8-bit PCM (tcp-pcm) and MP3 (tcp-mp3).",
+        with WAV files as microphone and speaker. Speaks SIP with RTP media (Opus, G.711) \
+        to other SIP phones, and the two TCP stream formats of \"An IP Telephone in 74 Lines \
+        of Perl\": raw 8-bit PCM (tcp-pcm) and MP3 (tcp-mp3).",
     after_help = EXIT_CODES
 )]
 pub struct Cli {
@@ -68,6 +72,8 @@ pub enum Command {
 /// How a call's audio travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Protocol {
+    /// SIP signalling (RFC 3261) with RTP media negotiated by SDP: calls and answers other SIP phones.
+    Sip,
     /// One TCP connection, raw unsigned 8-bit PCM at 8 kHz mono each way (the article's first pair).
     TcpPcm,
     /// One TCP connection, an MPEG-2 layer III stream at 16 kHz mono, 32 kbit/s each way (the article's second pair).
@@ -79,6 +85,7 @@ pub enum Protocol {
 impl Protocol {
     pub fn name(self) -> &'static str {
         match self {
+            Protocol::Sip => "sip",
             Protocol::TcpPcm => "tcp-pcm",
             Protocol::TcpMp3 => "tcp-mp3",
             Protocol::Rtp => "rtp",
@@ -105,20 +112,28 @@ pub struct AudioArgs {
 #[command(after_help = EXIT_CODES)]
 pub struct ListenArgs {
     /// The call protocol.
-    #[arg(long, value_enum, default_value = "tcp-pcm")]
+    #[arg(long, value_enum, default_value = "sip")]
     pub protocol: Protocol,
 
-    /// Address and port to wait on.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:5000")]
-    pub bind: SocketAddr,
+    /// Address and port to wait on [default: 0.0.0.0:5060 for sip, 0.0.0.0:5000 for the others].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub bind: Option<SocketAddr>,
 
     /// Exit after this many calls.
     #[arg(long, value_name = "N")]
     pub calls: Option<u32>,
 
-    /// The codec of an RTP call.
-    #[arg(long, value_enum, default_value = "opus")]
-    pub codec: crate::rtp_call::Codec,
+    /// The codec: for sip, the only one to accept (default: Opus, then PCMU, then PCMA); for rtp, the one to use (default opus).
+    #[arg(long, value_enum)]
+    pub codec: Option<crate::rtp_call::Codec>,
+
+    /// SIP: answer only calls for this user (the user part of the request URI); without it, any.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// SIP: answer by itself, at once or after SECS seconds of ringing.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, require_equals = true, default_missing_value = "0")]
+    pub auto_answer: Option<f64>,
 
     #[command(flatten)]
     pub audio: AudioArgs,
@@ -127,11 +142,11 @@ pub struct ListenArgs {
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_CODES)]
 pub struct CallArgs {
-    /// Whom to call: `host:port`.
+    /// Whom to call: `sip:user@host[:port]`, `user@host[:port]` or `host:port` for sip; `host:port` for the others.
     pub target: String,
 
     /// The call protocol.
-    #[arg(long, value_enum, default_value = "tcp-pcm")]
+    #[arg(long, value_enum, default_value = "sip")]
     pub protocol: Protocol,
 
     /// Hang up after this many seconds.
@@ -142,9 +157,9 @@ pub struct CallArgs {
     #[arg(long, value_name = "SECS", default_value = "10")]
     pub timeout: f64,
 
-    /// The codec of an RTP call.
-    #[arg(long, value_enum, default_value = "opus")]
-    pub codec: crate::rtp_call::Codec,
+    /// The codec: for sip, the only one to offer (default: Opus, PCMU and PCMA); for rtp, the one to use (default opus).
+    #[arg(long, value_enum)]
+    pub codec: Option<crate::rtp_call::Codec>,
 
     /// Digits (0-9, *, #, A-D) to send as RFC 4733 events once the far end is
     /// heard (RTP calls).

@@ -25,7 +25,9 @@ pub fn rate(protocol: Protocol) -> u32 {
     match protocol {
         Protocol::TcpPcm => pcm::SAMPLE_RATE,
         Protocol::TcpMp3 => media::codec::mp3::SAMPLE_RATE,
-        Protocol::Rtp => unreachable!("RTP calls do not use the TCP stream formats"),
+        Protocol::Rtp | Protocol::Sip => {
+            unreachable!("RTP calls do not use the TCP stream formats")
+        }
     }
 }
 
@@ -33,7 +35,9 @@ pub fn encoder(protocol: Protocol) -> Box<dyn StreamEncoder> {
     match protocol {
         Protocol::TcpPcm => Box::new(RawPcm),
         Protocol::TcpMp3 => Box::new(Mp3Out(None)),
-        Protocol::Rtp => unreachable!("RTP calls do not use the TCP stream formats"),
+        Protocol::Rtp | Protocol::Sip => {
+            unreachable!("RTP calls do not use the TCP stream formats")
+        }
     }
 }
 
@@ -41,7 +45,9 @@ pub fn decoder(protocol: Protocol) -> Box<dyn StreamDecoder> {
     match protocol {
         Protocol::TcpPcm => Box::new(RawPcm),
         Protocol::TcpMp3 => Box::new(Mp3Decoder::new()),
-        Protocol::Rtp => unreachable!("RTP calls do not use the TCP stream formats"),
+        Protocol::Rtp | Protocol::Sip => {
+            unreachable!("RTP calls do not use the TCP stream formats")
+        }
     }
 }
 

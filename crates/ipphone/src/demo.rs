@@ -47,8 +47,12 @@ struct Summary {
 
 pub fn run(args: DemoArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     let report = Reporter::new(args.json);
+    if args.protocol == Protocol::Sip {
+        eprintln!("ipphone: the demo does not make its call over SIP yet: use --protocol rtp");
+        return Ok(crate::cli::exit::USAGE);
+    }
     let rate = match args.protocol {
-        Protocol::Rtp => args.codec.sample_rate(),
+        Protocol::Rtp | Protocol::Sip => args.codec.sample_rate(),
         tcp => codec::rate(tcp),
     };
     let seconds = args.seconds.clamp(0.5, 600.0);
@@ -191,6 +195,7 @@ fn start_tcp(
     let (incoming, peer) = listener.accept().context("answering")?;
     report.emit(Event::Incoming {
         peer: peer.to_string(),
+        from: None,
     });
     let callee = Call::start(incoming, setup(Role::Callee, callee_voice, &args.out));
     let caller = Call::start(outgoing, setup(Role::Caller, caller_voice, caller_heard));
@@ -219,6 +224,7 @@ fn start_rtp(
         peer,
         seed: u64::from(std::process::id()) ^ (u64::from(rate) << 32),
         dtmf: String::new(),
+        signalled: None,
     };
     let callee = rtp_call::start(answering, setup(callee_voice, &args.out, None));
     report.emit(Event::Dialing {

@@ -24,6 +24,13 @@ pub enum HangupReason {
     Lost,
     /// Our own audio failed.
     Error,
+    /// The far end turned the call down (SIP 603 Decline, 403).
+    Declined,
+    /// Nobody answered: no response, or 408/480 (SIP).
+    Unanswered,
+    /// The far end refused the call for another reason (a SIP 4xx-6xx: no
+    /// common codec, not found, authentication failed...).
+    Rejected,
 }
 
 impl HangupReason {
@@ -36,6 +43,9 @@ impl HangupReason {
             HangupReason::Refused => "refused: nothing accepts calls there",
             HangupReason::Lost => "connection lost",
             HangupReason::Error => "call failed",
+            HangupReason::Declined => "declined: the other side turned the call down",
+            HangupReason::Unanswered => "no answer",
+            HangupReason::Rejected => "the call was refused",
         }
     }
 }
@@ -65,6 +75,30 @@ pub enum Event {
     },
     Incoming {
         peer: String,
+        /// The caller's address (SIP From), with any display name.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+    },
+    /// SIP: the far end is working on our call (100 Trying, 183...).
+    Trying {
+        status: u16,
+        reason: String,
+    },
+    /// SIP: the far end is ringing (180).
+    Ringing {
+        status: u16,
+        reason: String,
+    },
+    /// SIP: the call was answered (2xx).
+    Answered {
+        status: u16,
+        reason: String,
+    },
+    /// SIP: the call's signalling ended; `status` is the final response
+    /// that ended it (486, 603...) or of the BYE.
+    Ended {
+        status: u16,
+        reason: String,
     },
     Connected {
         peer: String,
@@ -140,7 +174,16 @@ fn human(event: &Event) -> Option<String> {
     Some(match event {
         Event::Listening { addr, protocol } => format!("listening on {addr} ({protocol})"),
         Event::Dialing { target, protocol } => format!("calling {target} ({protocol})"),
-        Event::Incoming { peer } => format!("incoming call from {peer}"),
+        Event::Incoming { peer, from: None } => format!("incoming call from {peer}"),
+        Event::Incoming {
+            peer,
+            from: Some(from),
+        } => format!("incoming call from {from} ({peer})"),
+        Event::Trying { .. } => return None,
+        Event::Ringing { .. } => "ringing".to_owned(),
+        Event::Answered { .. } => "answered".to_owned(),
+        Event::Ended { status, reason } if *status >= 300 => format!("{status} {reason}"),
+        Event::Ended { .. } => return None,
         Event::Connected { peer, .. } => format!("connected to {peer}"),
         Event::Refused { peer, reason } => format!("turned away a call from {peer}: {reason}"),
         Event::Stats { .. } => return None,

@@ -9,6 +9,7 @@ mod events;
 mod phone;
 mod relay;
 mod rtp_call;
+mod sip_phone;
 
 use std::process::ExitCode;
 

@@ -19,6 +19,9 @@ use crate::rtp_call::{self, RtpSetup};
 
 /// How often the loops look at the clock, the listener and the signals.
 const TICK: Duration = Duration::from_millis(20);
+/// Where the tcp and rtp protocols wait for calls unless told.
+const DEFAULT_BIND: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 5000);
 /// How often `--json` reports traffic during a call.
 const STATS_EVERY: Duration = Duration::from_secs(2);
 
@@ -48,11 +51,13 @@ impl Interrupt {
 pub fn listen(args: ListenArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     let report = Reporter::new(args.audio.json);
     check_audio(&args.audio)?;
-    if args.protocol == Protocol::Rtp {
-        return listen_rtp(&args, interrupt, &report);
+    match args.protocol {
+        Protocol::Sip => return crate::sip_phone::listen(&args, interrupt, &report),
+        Protocol::Rtp => return listen_rtp(&args, interrupt, &report),
+        Protocol::TcpPcm | Protocol::TcpMp3 => {}
     }
-    let listener =
-        TcpListener::bind(args.bind).with_context(|| format!("cannot listen on {}", args.bind))?;
+    let bind = args.bind.unwrap_or(DEFAULT_BIND);
+    let listener = TcpListener::bind(bind).with_context(|| format!("cannot listen on {bind}"))?;
     let local = listener
         .local_addr()
         .context("reading the listening address")?;
@@ -77,6 +82,7 @@ pub fn listen(args: ListenArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
                 } else {
                     report.emit(Event::Incoming {
                         peer: peer.to_string(),
+                        from: None,
                     });
                     let speaker = numbered(&args.audio.speaker, calls_done + 1);
                     let setup = CallSetup {
@@ -167,6 +173,10 @@ fn accept_in_background(
 
 pub fn call(args: CallArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     let report = Reporter::new(args.audio.json);
+    if args.protocol == Protocol::Sip {
+        check_audio(&args.audio)?;
+        return crate::sip_phone::call(&args, interrupt, &report);
+    }
     if !has_port(&args.target) {
         eprintln!(
             "ipphone: {} is not an address to call: give host:port",
@@ -251,12 +261,13 @@ fn call_rtp(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow
     .parse()?;
     let socket = UdpSocket::bind(bind).context("opening a UDP socket")?;
     let setup = RtpSetup {
-        codec: args.codec,
+        codec: args.codec.unwrap_or(rtp_call::Codec::Opus),
         mic: MicSource::Spec(args.audio.mic.clone()),
         speaker: args.audio.speaker.clone(),
         peer: Some(peer),
         seed: seed(),
         dtmf: args.dtmf.clone().unwrap_or_default(),
+        signalled: None,
     };
     let call = rtp_call::start(socket, setup);
     let connected = Event::Connected {
@@ -281,8 +292,8 @@ fn call_rtp(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow
 fn listen_rtp(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow::Result<u8> {
     let mut calls_done = 0u32;
     loop {
-        let socket = UdpSocket::bind(args.bind)
-            .with_context(|| format!("cannot listen on {}", args.bind))?;
+        let bind = args.bind.unwrap_or(DEFAULT_BIND);
+        let socket = UdpSocket::bind(bind).with_context(|| format!("cannot listen on {bind}"))?;
         let local = socket
             .local_addr()
             .context("reading the listening address")?;
@@ -291,12 +302,13 @@ fn listen_rtp(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
             protocol: "rtp",
         });
         let setup = RtpSetup {
-            codec: args.codec,
+            codec: args.codec.unwrap_or(rtp_call::Codec::Opus),
             mic: MicSource::Spec(args.audio.mic.clone()),
             speaker: numbered(&args.audio.speaker, calls_done + 1),
             peer: None,
             seed: seed(),
             dtmf: String::new(),
+            signalled: None,
         };
         let call = rtp_call::start(socket, setup);
         // Waiting: nothing has arrived yet, and Ctrl-C means exit.
@@ -308,7 +320,10 @@ fn listen_rtp(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
             }
             std::thread::sleep(TICK);
         }
-        report.emit(Event::Incoming { peer: "rtp".into() });
+        report.emit(Event::Incoming {
+            peer: "rtp".into(),
+            from: None,
+        });
         let end = supervise(call, None, None, interrupt, report);
         let failed = end.reason == HangupReason::Error;
         report_end(report, end);
@@ -323,7 +338,7 @@ fn listen_rtp(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
 }
 
 /// A seed for tags, SSRCs and sequence numbers: different on every call.
-fn seed() -> u64 {
+pub fn seed() -> u64 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
@@ -455,7 +470,7 @@ fn connect(
 
 /// The speaker for the `n`th call of a listener: a recording gets its own
 /// file per call (`out.wav`, `out-2.wav`, ...), so no call overwrites another.
-fn numbered(spec: &AudioSpec, n: u32) -> AudioSpec {
+pub fn numbered(spec: &AudioSpec, n: u32) -> AudioSpec {
     match spec {
         AudioSpec::Wav(path) if n > 1 => AudioSpec::Wav(with_suffix(path, n)),
         other => other.clone(),

@@ -98,6 +98,23 @@ pub struct RtpSetup {
     pub seed: u64,
     /// Digits to send as RFC 4733 events once the far end is heard.
     pub dtmf: String,
+    /// For a call set up by SIP: what the offer/answer settled. `None` for
+    /// `--protocol rtp`, which uses the static choices.
+    pub signalled: Option<Signalled>,
+}
+
+/// What SDP negotiated for the media of a SIP call.
+#[derive(Debug, Clone)]
+pub struct Signalled {
+    /// Payload type to send the codec with (the far end's number).
+    pub pt: Pt,
+    /// Payload type the codec arrives with (our number).
+    pub recv_pt: Pt,
+    /// telephone-event, to send with and to receive, if both have it.
+    pub event_pt: Option<Pt>,
+    pub event_recv_pt: Option<Pt>,
+    /// Where RTCP goes when it does not share the RTP port (no rtcp-mux).
+    pub rtcp_peer: Option<SocketAddr>,
 }
 
 /// The payload type of RFC 4733 telephone events, at the audio's clock rate.
@@ -127,14 +144,25 @@ pub struct RtpStats {
 
 /// Starts an RTP call on `socket`.
 pub fn start(socket: UdpSocket, setup: RtpSetup) -> Call {
+    start_with_rtcp(socket, None, setup)
+}
+
+/// Starts an RTP call whose RTCP has a port of its own (`rtcp`, the RTP
+/// port + 1) because the far end does not multiplex it.
+pub fn start_with_rtcp(socket: UdpSocket, rtcp: Option<UdpSocket>, setup: RtpSetup) -> Call {
     Call::spawn(move |shared| {
-        if let Err(e) = run(socket, setup, shared) {
+        if let Err(e) = run(socket, rtcp, setup, shared) {
             shared.end(HangupReason::Error, Some(e));
         }
     })
 }
 
-fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), String> {
+fn run(
+    socket: UdpSocket,
+    rtcp_socket: Option<UdpSocket>,
+    setup: RtpSetup,
+    shared: &Arc<Shared>,
+) -> Result<(), String> {
     let published = &shared.rtp;
     let codec = setup.codec;
     let rate = codec.sample_rate();
@@ -152,7 +180,24 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
     socket
         .set_nonblocking(true)
         .map_err(|e| format!("cannot use the socket: {e}"))?;
-    if let Some(peer) = setup.peer {
+    if let Some(rtcp) = &rtcp_socket {
+        rtcp.set_nonblocking(true)
+            .map_err(|e| format!("cannot use the RTCP socket: {e}"))?;
+    }
+    let signalled = setup.signalled.clone();
+    let send_pt = signalled.as_ref().map_or(codec.payload_type(), |s| s.pt);
+    let recv_pt = signalled
+        .as_ref()
+        .map_or(codec.payload_type(), |s| s.recv_pt);
+    let event_pt = signalled.as_ref().map_or(Some(EVENT_PT), |s| s.event_pt);
+    let event_recv_pt = signalled
+        .as_ref()
+        .map_or(Some(EVENT_PT), |s| s.event_recv_pt);
+    let rtcp_peer = signalled.as_ref().and_then(|s| s.rtcp_peer);
+    // A SIP call knows its peer from SDP, but answers where the media
+    // really comes from (symmetric RTP, for peers behind NAT): once.
+    let mut may_relatch = signalled.is_some();
+    if let Some(peer) = setup.peer.filter(|_| signalled.is_none()) {
         // A connected socket hears the ICMP "port unreachable" of a far end
         // with nothing listening, and only its peer's packets.
         socket
@@ -193,7 +238,7 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
     let mut stream = MediaStream::new(
         StreamConfig {
             clock_rate: codec.clock_rate(),
-            pt: codec.payload_type(),
+            pt: send_pt,
             ssrc: Ssrc(mix(seed, 1) as u32),
             first_seq: SeqNo(mix(seed, 2) as u16),
             first_timestamp: mix(seed, 3) as u32,
@@ -239,13 +284,32 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
             }
         }
 
+        // RTCP on a port of its own, when the far end does not multiplex.
+        if let Some(rtcp) = &rtcp_socket {
+            for _ in 0..16 {
+                match rtcp.recv_from(&mut datagram) {
+                    Ok((n, _)) => {
+                        stream.handle_datagram(now, wall, &datagram[..n]);
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
         // Their side: datagrams into the stream, its media into the buffer.
         for _ in 0..64 {
             match socket.recv_from(&mut datagram) {
                 Ok((n, from)) => {
                     if *peer.get_or_insert(from) != from {
-                        // Another caller: this call has its peer.
-                        continue;
+                        if may_relatch
+                            && proto::rtp::header::demux(&datagram[..n])
+                                == proto::rtp::header::Demux::Rtp
+                        {
+                            may_relatch = false;
+                            peer = Some(from);
+                        } else {
+                            // Another caller: this call has its peer.
+                            continue;
+                        }
                     }
                     last_heard = now;
                     counts.bytes_received += n as u64 + ip_udp_overhead(from);
@@ -275,7 +339,7 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
                     pt,
                     payload,
                     ..
-                } if pt == codec.payload_type() => {
+                } if pt == recv_pt => {
                     receiver.insert(now, seq, timestamp, &payload);
                 }
                 StreamEvent::Media {
@@ -283,7 +347,7 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
                     timestamp,
                     payload,
                     ..
-                } if pt == EVENT_PT => {
+                } if Some(pt) == event_recv_pt => {
                     if let Ok(event) = TelephoneEvent::parse(&payload)
                         && let Some(received) = dtmf_in.handle_packet(timestamp as u32, &event)
                         && let Some(digit) = received.digit()
@@ -313,7 +377,9 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
         dtmf_out.handle_timeout(now);
         while let Some(packet) = dtmf_out.poll_transmit() {
             let payload = packet.event.to_bytes();
-            stream.send_other(EVENT_PT, packet.marker, packet.timestamp, &payload);
+            if let Some(pt) = event_pt {
+                stream.send_other(pt, packet.marker, packet.timestamp, &payload);
+            }
         }
         stream.handle_timeout(now, wall);
         if let Some(to) = peer {
@@ -322,7 +388,11 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
                 shared
                     .bytes_sent
                     .fetch_add(t.data.len() as u64, Ordering::Relaxed);
-                if let Err(e) = socket.send_to(&t.data, to)
+                let sent = match (&rtcp_socket, rtcp_peer) {
+                    (Some(rtcp), Some(rtcp_to)) if t.rtcp => rtcp.send_to(&t.data, rtcp_to),
+                    _ => socket.send_to(&t.data, to),
+                };
+                if let Err(e) = sent
                     && e.kind() == ErrorKind::ConnectionRefused
                     && counts.bytes_received == 0
                 {
@@ -358,7 +428,10 @@ fn run(socket: UdpSocket, setup: RtpSetup, shared: &Arc<Shared>) -> Result<(), S
     stream.close(SystemTime::now(), "hung up");
     if let Some(to) = peer {
         while let Some(t) = stream.poll_transmit() {
-            let _ = socket.send_to(&t.data, to);
+            let _ = match (&rtcp_socket, rtcp_peer) {
+                (Some(rtcp), Some(rtcp_to)) if t.rtcp => rtcp.send_to(&t.data, rtcp_to),
+                _ => socket.send_to(&t.data, to),
+            };
         }
     }
     publish(published, &stream, &receiver, &counts, start.elapsed());

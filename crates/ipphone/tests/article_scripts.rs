@@ -86,6 +86,8 @@ fn the_article_script_calls_ipphone() {
     let answer = speech(SPEECH_2);
 
     let (mut callee, port) = Phone::listen(&[
+        "--protocol",
+        "tcp-pcm",
         "--calls",
         "1",
         "--mic",
@@ -149,6 +151,8 @@ fn ipphone_calls_the_article_script() {
     let mut caller = Phone::spawn(&[
         "call",
         &format!("127.0.0.1:{port}"),
+        "--protocol",
+        "tcp-pcm",
         "--duration",
         "6",
         "--mic",

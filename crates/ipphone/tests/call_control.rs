@@ -1,5 +1,6 @@
 //! Hanging up, busy, refused and vanished peers, signals and exit codes:
 //! every way a call can end gets a clear report, and a listener keeps serving.
+//! Over the article's tcp-pcm (SIP's own ways to end are in `sip_call.rs`).
 
 mod common;
 
@@ -23,10 +24,21 @@ fn hangup(phone: &Phone) -> serde_json::Value {
 
 #[test]
 fn second_caller_is_busy_and_first_call_goes_on() {
-    let (mut callee, port) = Phone::listen(&["--calls", "1", "--mic", "null", "--speaker", "null"]);
+    let (mut callee, port) = Phone::listen(&[
+        "--protocol",
+        "tcp-pcm",
+        "--calls",
+        "1",
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
     let target = format!("127.0.0.1:{port}");
     let mut first = Phone::spawn(&[
         "call",
+        "--protocol",
+        "tcp-pcm",
         &target,
         "--duration",
         "3",
@@ -36,7 +48,16 @@ fn second_caller_is_busy_and_first_call_goes_on() {
         "null",
     ]);
     first.wait_for("connected", LONG);
-    let mut second = Phone::spawn(&["call", &target, "--mic", "null", "--speaker", "null"]);
+    let mut second = Phone::spawn(&[
+        "call",
+        "--protocol",
+        "tcp-pcm",
+        &target,
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
     assert_eq!(second.exit_code(LONG), 4, "busy exit code");
     assert_eq!(hangup(&second)["reason"], "busy");
     assert!(
@@ -52,9 +73,27 @@ fn second_caller_is_busy_and_first_call_goes_on() {
 
 #[test]
 fn caller_that_vanishes_does_not_stop_the_listener() {
-    let (mut callee, port) = Phone::listen(&["--calls", "2", "--mic", "null", "--speaker", "null"]);
+    let (mut callee, port) = Phone::listen(&[
+        "--protocol",
+        "tcp-pcm",
+        "--calls",
+        "2",
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
     let target = format!("127.0.0.1:{port}");
-    let mut first = Phone::spawn(&["call", &target, "--mic", "null", "--speaker", "null"]);
+    let mut first = Phone::spawn(&[
+        "call",
+        "--protocol",
+        "tcp-pcm",
+        &target,
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
     first.wait_for("connected", LONG);
     first.signal("KILL");
     let ended = callee.wait_for("hangup", LONG);
@@ -65,6 +104,8 @@ fn caller_that_vanishes_does_not_stop_the_listener() {
 
     let mut second = Phone::spawn(&[
         "call",
+        "--protocol",
+        "tcp-pcm",
         &target,
         "--duration",
         "1",
@@ -86,10 +127,25 @@ fn caller_that_vanishes_does_not_stop_the_listener() {
 fn sigterm_hangs_up_a_call_then_exits_when_idle() {
     let dir = scratch("sigterm");
     let heard = dir.join("heard.wav");
-    let (mut callee, port) =
-        Phone::listen(&["--mic", "null", "--speaker", heard.to_str().unwrap()]);
+    let (mut callee, port) = Phone::listen(&[
+        "--protocol",
+        "tcp-pcm",
+        "--mic",
+        "null",
+        "--speaker",
+        heard.to_str().unwrap(),
+    ]);
     let target = format!("127.0.0.1:{port}");
-    let mut caller = Phone::spawn(&["call", &target, "--mic", "null", "--speaker", "null"]);
+    let mut caller = Phone::spawn(&[
+        "call",
+        "--protocol",
+        "tcp-pcm",
+        &target,
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
     caller.wait_for("connected", LONG);
     callee.wait_for("connected", LONG);
     std::thread::sleep(Duration::from_millis(700));
@@ -112,6 +168,8 @@ fn sigterm_hangs_up_a_call_then_exits_when_idle() {
     // Back to waiting: a new caller is answered.
     let mut again = Phone::spawn(&[
         "call",
+        "--protocol",
+        "tcp-pcm",
         &target,
         "--duration",
         "1",
@@ -138,6 +196,8 @@ fn refused_unreachable_and_bad_usage_have_their_own_exit_codes() {
         .port();
     let mut refused = Phone::spawn(&[
         "call",
+        "--protocol",
+        "tcp-pcm",
         &format!("127.0.0.1:{port}"),
         "--mic",
         "null",
@@ -157,6 +217,8 @@ fn refused_unreachable_and_bad_usage_have_their_own_exit_codes() {
 
     let mut unknown = Phone::spawn(&[
         "call",
+        "--protocol",
+        "tcp-pcm",
         "no-such-host.invalid:5000",
         "--mic",
         "null",
@@ -167,7 +229,7 @@ fn refused_unreachable_and_bad_usage_have_their_own_exit_codes() {
 
     for args in [
         &["call"][..],
-        &["call", "no-port-here"],
+        &["call", "--protocol", "tcp-pcm", "no-port-here"],
         &["listen", "--calls", "many"],
         &["call", "h:1", "--protocol", "carrier-pigeon"],
     ] {
@@ -192,6 +254,8 @@ fn unreadable_microphone_files_are_reported_before_dialling() {
         let out = ipphone()
             .args([
                 "call",
+                "--protocol",
+                "tcp-pcm",
                 "127.0.0.1:9",
                 "--mic",
                 file.to_str().unwrap(),
@@ -215,6 +279,8 @@ fn listener_survives_garbage_and_answers_the_next_caller() {
     let dir = scratch("garbage-pcm");
     let heard = dir.join("heard.wav");
     let (mut callee, port) = Phone::listen(&[
+        "--protocol",
+        "tcp-pcm",
         "--calls",
         "2",
         "--mic",
@@ -244,6 +310,8 @@ fn listener_survives_garbage_and_answers_the_next_caller() {
 
     let mut caller = Phone::spawn(&[
         "call",
+        "--protocol",
+        "tcp-pcm",
         &format!("127.0.0.1:{port}"),
         "--duration",
         "1",
@@ -264,10 +332,21 @@ fn listener_survives_garbage_and_answers_the_next_caller() {
 fn calls_work_over_ipv6() {
     let (mut callee, port) = Phone::listen_on(
         "[::1]:0",
-        &["--calls", "1", "--mic", "null", "--speaker", "null"],
+        &[
+            "--protocol",
+            "tcp-pcm",
+            "--calls",
+            "1",
+            "--mic",
+            "null",
+            "--speaker",
+            "null",
+        ],
     );
     let mut caller = Phone::spawn(&[
         "call",
+        "--protocol",
+        "tcp-pcm",
         &format!("[::1]:{port}"),
         "--duration",
         "1",
@@ -299,9 +378,20 @@ fn a_missing_sound_device_is_reported_before_dialling() {
     server.set_nonblocking(true).unwrap();
     let target = format!("127.0.0.1:{}", server.local_addr().unwrap().port());
     for args in [
-        &["call", &target, "--mic", "default", "--speaker", "null"][..],
         &[
             "call",
+            "--protocol",
+            "tcp-pcm",
+            &target,
+            "--mic",
+            "default",
+            "--speaker",
+            "null",
+        ][..],
+        &[
+            "call",
+            "--protocol",
+            "tcp-pcm",
             &target,
             "--mic",
             "null",
@@ -310,6 +400,8 @@ fn a_missing_sound_device_is_reported_before_dialling() {
         ],
         &[
             "listen",
+            "--protocol",
+            "tcp-pcm",
             "--bind",
             "127.0.0.1:0",
             "--mic",

@@ -103,7 +103,8 @@ pub enum UaEvent {
         user_agent: Option<String>,
         source: SocketAddr,
     },
-    /// Our INVITE got a provisional response (100 is not reported).
+    /// Our INVITE got a provisional response: 100 Trying, 180 Ringing, 183
+    /// Session Progress.
     Progress {
         call: CallRef,
         status: u16,
@@ -933,6 +934,13 @@ impl UserAgent {
             if d.cancel_pending {
                 d.cancel_pending = false;
                 self.send_cancel(now, call);
+            } else if !d.ended {
+                self.events.push_back(UaEvent::Progress {
+                    call,
+                    status,
+                    reason: r.reason.clone(),
+                    body: None,
+                });
             }
             return;
         }

@@ -65,10 +65,10 @@ pub struct Param {
 }
 
 impl Param {
-    pub fn new(name: impl Into<String>, value: Option<impl Into<String>>) -> Self {
+    pub fn new(name: impl Into<String>, value: Option<&str>) -> Self {
         Param {
             name: name.into(),
-            value: value.map(Into::into),
+            value: value.map(str::to_owned),
         }
     }
 
@@ -427,7 +427,7 @@ mod tests {
             params,
             [
                 Param::new("tag", Some("1918181833n")),
-                Param::new("lr", None::<String>),
+                Param::new("lr", None),
                 Param::new("x", Some("\"a;b\"")),
                 Param::new("maddr", Some("[2001:db8::1]")),
             ]
@@ -436,7 +436,7 @@ mod tests {
         assert!(parse_params(&mut Cursor::new(";;"), false).is_err());
         assert!(parse_params(&mut Cursor::new(";a="), false).is_err());
         let lenient = parse_params(&mut Cursor::new(";;a;;"), true).unwrap();
-        assert_eq!(lenient, [Param::new("a", None::<String>)]);
+        assert_eq!(lenient, [Param::new("a", None)]);
     }
 
     #[test]

@@ -299,7 +299,7 @@ mod tests {
             a.params,
             [
                 Param::new("newparam", Some("newvalue")),
-                Param::new("secondparam", None::<String>)
+                Param::new("secondparam", None)
             ]
         );
         // §3.1.1.2: token words with every token character, a quoted-pair NUL.
@@ -331,7 +331,7 @@ mod tests {
         // §3.3.12 and §3.3.13: where the parameter goes.
         let a = addr("sip:+19725552222@gw1.example.net;unknownparam");
         assert!(a.uri.as_sip().unwrap().params.is_empty());
-        assert_eq!(a.params, [Param::new("unknownparam", None::<String>)]);
+        assert_eq!(a.params, [Param::new("unknownparam", None)]);
         let a = addr("<sip:+19725552222@gw1.example.net;unknownparam>");
         assert!(a.params.is_empty());
         assert!(a.uri.as_sip().unwrap().has_param("unknownparam"));

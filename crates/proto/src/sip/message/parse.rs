@@ -8,14 +8,11 @@ use std::str;
 use thiserror::Error;
 
 use super::grammar::{is_token, is_wsp, split_list, trim_wsp};
-use super::headers::{HeaderError, Headers, Kind, kind, known_name};
+use super::headers::{HeaderError, Headers, Kind, OptionTag, kind, known_name};
 use super::name_addr::{Contact, NameAddr};
 use super::scalar::{CallId, ContentLength, Expires, MaxForwards};
 use super::uri::{Uri, UriError};
-use super::{
-    CSeq, ContentType, Message, Method, Request, Response, SIP_VERSION, SipDate, Via,
-    headers::OptionTag,
-};
+use super::{CSeq, ContentType, Message, Method, Request, Response, SIP_VERSION, SipDate, Via};
 
 /// Why bytes are not a valid SIP message.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -57,7 +54,9 @@ impl Message {
     /// Parses one datagram. Leading CRLFs are skipped. The body is what
     /// follows the header section, cut to Content-Length (RFC 4475
     /// §3.1.1.8); a shorter body is an error; without Content-Length the
-    /// whole rest is the body (§18.3, RFC 4475 §3.4.1).
+    /// whole rest is the body (§18.3, RFC 4475 §3.4.1). Content-Length
+    /// itself is not kept among the header fields: it describes the body,
+    /// and the printer writes it from the body's length.
     pub fn parse(datagram: &[u8]) -> Result<Message, ParseError> {
         let data = skip_line_ends(datagram);
         if data.is_empty() {

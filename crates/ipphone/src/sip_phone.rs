@@ -1,0 +1,858 @@
+//! `ipphone call` and `ipphone listen` over SIP: the event loop around the
+//! sans-IO user agent ([`proto::sip::ua`]) and offer/answer
+//! ([`proto::sdp`]), with the RTP media engine ([`crate::rtp_call`]) for
+//! the audio once a call is up.
+//!
+//! One thread, one UDP socket for SIP: datagrams in, the agent's timers,
+//! its datagrams out, its events turned into media and into what the person
+//! and the scripts see. The caller sends all its SIP to the address it
+//! dialled (as to an outbound proxy), on a connected socket, so that
+//! "nothing listens there" comes back at once as an ICMP error.
+
+use std::io::{BufRead, ErrorKind, IsTerminal};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use proto::sdp::codec::Codec as SdpCodec;
+use proto::sdp::model::SessionDescription;
+use proto::sdp::offer_answer::{LocalMedia, Negotiated, OfferAnswer};
+use proto::sip::message::{Host, SipUri, Uri};
+use proto::sip::transaction::Timers;
+use proto::sip::ua::{CallRef, EndReason, UaConfig, UaEvent, UserAgent};
+
+use crate::call::{Call, CallEnd, MicSource};
+use crate::cli::{CallArgs, ListenArgs, exit};
+use crate::events::{Event, HangupReason, Reporter};
+use crate::phone::{Interrupt, report_end};
+use crate::rtp_call::{self, Codec, RtpSetup, Signalled};
+
+/// How often the loop wakes when nothing happens.
+const TICK: Duration = Duration::from_millis(5);
+/// How long a phone that hung up waits for its BYE to be answered.
+const LINGER: Duration = Duration::from_secs(4);
+const STATS_EVERY: Duration = Duration::from_secs(2);
+const USER_AGENT: &str = concat!("ipphone/", env!("CARGO_PKG_VERSION"));
+
+/// Whom `ipphone call` dials: `sip:user@host[:port]`, `user@host[:port]`
+/// or `host:port`.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub uri: SipUri,
+    /// Where its requests go.
+    pub addr: SocketAddr,
+}
+
+impl Target {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let with_scheme = if text.starts_with("sip:") || text.starts_with("sips:") {
+            text.to_owned()
+        } else {
+            format!("sip:{text}")
+        };
+        let uri = SipUri::parse(&with_scheme)
+            .map_err(|e| format!("{text} is not an address to call ({e})"))?;
+        if uri.secure {
+            return Err(format!("{text}: sips (SIP over TLS) is not supported yet"));
+        }
+        let port = uri.port.unwrap_or(5060);
+        let addr = match &uri.host {
+            Host::Ipv4(ip) => SocketAddr::new(IpAddr::V4(*ip), port),
+            Host::Ipv6(ip) => SocketAddr::new(IpAddr::V6(*ip), port),
+            Host::Domain(name) => (name.as_str(), port)
+                .to_socket_addrs()
+                .map_err(|e| format!("cannot find {name}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("{name} resolves to no address"))?,
+        };
+        Ok(Target { uri, addr })
+    }
+
+    /// `user@host` for messages.
+    fn name(&self) -> String {
+        match &self.uri.user {
+            Some(user) => format!("{user}@{}", self.uri.host),
+            None => self.uri.host.to_string(),
+        }
+    }
+}
+
+/// `ipphone call` over SIP.
+pub fn call(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow::Result<u8> {
+    let target = match Target::parse(&args.target) {
+        Ok(t) => t,
+        Err(message) => {
+            report.emit(Event::Error { message });
+            return Ok(exit::UNREACHABLE);
+        }
+    };
+    let unspecified = unspecified_like(target.addr.ip());
+    let socket = UdpSocket::bind((unspecified, 0)).context("opening the SIP socket")?;
+    socket
+        .connect(target.addr)
+        .with_context(|| format!("cannot send to {}", target.addr))?;
+    let local = socket.local_addr().context("reading the SIP address")?;
+    socket.set_nonblocking(true)?;
+    let (rtp, rtcp) = bind_media(local.ip())?;
+    let rtp_port = rtp.local_addr()?.port();
+    let seed = crate::phone::seed();
+    let mut ua = UserAgent::new(UaConfig {
+        local,
+        user: whoami(),
+        display_name: None,
+        domain: None,
+        only_user: None,
+        user_agent: USER_AGENT.into(),
+        outbound_proxy: Some(target.addr),
+        credentials: None,
+        timers: Timers::default(),
+        seed,
+    });
+    let mut media = LocalMedia::new(local.ip(), rtp_port);
+    if let Some(codec) = args.codec {
+        media.codecs = vec![sdp_codec(codec)];
+    }
+    let mut oa = OfferAnswer::new(media, seed >> 1);
+    let offer = oa.create_offer().context("making the SDP offer")?;
+    report.emit(Event::Dialing {
+        target: args.target.clone(),
+        protocol: "sip",
+    });
+    let started = Instant::now();
+    let call = ua.dial(
+        started,
+        Uri::Sip(target.uri.clone()),
+        target.addr,
+        offer.to_string().into_bytes(),
+    );
+    let mut rtp = Some((rtp, rtcp));
+    let mut live: Option<Call> = None;
+    let mut outcome: Option<(u8, Option<CallEnd>)> = None;
+    let mut hung_up_at: Option<Instant> = None;
+    let mut last_stats = Instant::now();
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let now = Instant::now();
+        // SIP in.
+        loop {
+            match socket.recv(&mut buf) {
+                Ok(n) => ua.handle_datagram(now, target.addr, &buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                    if outcome.is_none() && live.is_none() {
+                        report.emit(Event::Error {
+                            message: format!(
+                                "{} refused the call: nothing accepts SIP at {}",
+                                target.name(),
+                                target.addr
+                            ),
+                        });
+                        return Ok(exit::REFUSED);
+                    }
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if ua.poll_timeout().is_some_and(|t| t <= now) {
+            ua.handle_timeout(now);
+        }
+        while let Some(event) = ua.poll_event() {
+            match event {
+                UaEvent::Progress { status, reason, .. } if status == 180 || status == 181 => {
+                    report.emit(Event::Ringing { status, reason })
+                }
+                UaEvent::Progress { status, reason, .. } => {
+                    report.emit(Event::Trying { status, reason })
+                }
+                UaEvent::Answered { body, .. } => {
+                    report.emit(Event::Answered {
+                        status: 200,
+                        reason: "OK".into(),
+                    });
+                    let negotiated = String::from_utf8(body)
+                        .ok()
+                        .and_then(|text| SessionDescription::parse(&text).ok())
+                        .ok_or_else(|| "the answer carries no usable SDP".to_owned())
+                        .and_then(|sdp| oa.handle_answer(&sdp).map_err(|e| e.to_string()));
+                    match negotiated {
+                        Ok(negotiated) => {
+                            let (rtp, rtcp) = rtp.take().expect("media sockets are used once");
+                            match start_media(rtp, rtcp, &negotiated, args, seed) {
+                                Ok(media) => {
+                                    report.emit(Event::Connected {
+                                        peer: target.name(),
+                                        protocol: "sip",
+                                        role: "caller",
+                                    });
+                                    live = Some(media);
+                                }
+                                Err(e) => {
+                                    let _ = ua.hangup(now, call);
+                                    report.emit(Event::Error {
+                                        message: e.to_string(),
+                                    });
+                                    outcome = Some((exit::FAILURE, None));
+                                    hung_up_at = Some(now);
+                                }
+                            }
+                        }
+                        Err(message) => {
+                            let _ = ua.hangup(now, call);
+                            report.emit(Event::Error {
+                                message: format!("{}: {message}", target.name()),
+                            });
+                            outcome = Some((exit::FAILURE, None));
+                            hung_up_at = Some(now);
+                        }
+                    }
+                }
+                UaEvent::Failed { status, reason, .. } => {
+                    report.emit(Event::Ended {
+                        status,
+                        reason: reason.clone(),
+                    });
+                    let (code, why, detail) = failure(status, &reason, &target, started);
+                    report.emit(Event::Hangup {
+                        reason: why,
+                        detail: Some(detail),
+                        seconds: 0.0,
+                        traffic: Default::default(),
+                        rtp: None,
+                    });
+                    outcome = Some((code, None));
+                }
+                UaEvent::Ended { reason, .. } => {
+                    report.emit(Event::Ended {
+                        status: 200,
+                        reason: match reason {
+                            EndReason::RemoteBye => "BYE from the other side".into(),
+                            EndReason::NoAck => "no ACK for our answer".into(),
+                            EndReason::Local | EndReason::Cancelled => "hung up".into(),
+                        },
+                    });
+                    if let Some(media) = &live
+                        && reason == EndReason::RemoteBye
+                    {
+                        media.hang_up(HangupReason::Remote);
+                    }
+                }
+                UaEvent::Malformed { source, error } => {
+                    tracing::debug!("dropped a malformed SIP message from {source}: {error}");
+                }
+                _ => {}
+            }
+        }
+        // Hanging up: Ctrl-C, --duration, or the media ended by itself.
+        let media_done = live.as_ref().is_some_and(Call::is_finished);
+        let signal = interrupt.take();
+        let timeout = hung_up_at.is_none()
+            && live.is_none()
+            && outcome.is_none()
+            && now.duration_since(started) > Duration::from_secs_f64(args.timeout.max(1.0));
+        let over_time = args.duration.is_some_and(|d| {
+            live.as_ref()
+                .is_some_and(|m| m.elapsed().as_secs_f64() >= d)
+        });
+        if hung_up_at.is_none() && (signal || over_time || media_done || timeout) {
+            hung_up_at = Some(now);
+            let _ = ua.hangup(now, call);
+            if let Some(media) = &live {
+                media.hang_up(if over_time {
+                    HangupReason::Duration
+                } else {
+                    HangupReason::Local
+                });
+            }
+            if live.is_none() && outcome.is_none() {
+                let (why, detail) = if timeout {
+                    (
+                        HangupReason::Unanswered,
+                        format!("{} did not answer in {:.0} s", target.name(), args.timeout),
+                    )
+                } else {
+                    (HangupReason::Local, "cancelled".to_owned())
+                };
+                report.emit(Event::Hangup {
+                    reason: why.clone(),
+                    detail: Some(detail),
+                    seconds: 0.0,
+                    traffic: Default::default(),
+                    rtp: None,
+                });
+                let code = if timeout { exit::UNREACHABLE } else { exit::OK };
+                outcome = Some((code, None));
+            }
+        }
+        if let Some(media) = &live
+            && last_stats.elapsed() >= STATS_EVERY
+        {
+            last_stats = Instant::now();
+            report.emit(Event::Stats {
+                seconds: (media.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+                traffic: media.traffic(),
+                rtp: media.rtp_stats(),
+            });
+        }
+        if let Some(media) = &live {
+            for digit in media.take_digits().chars() {
+                report.emit(Event::Dtmf {
+                    digit: digit.to_string(),
+                });
+            }
+        }
+        flush(&mut ua, &socket, None);
+        // The end: the media finished, and the signalling is done or has
+        // had its time.
+        let media_over = live.as_ref().is_none_or(Call::is_finished);
+        let signalling_over = ua.is_idle()
+            || hung_up_at.is_some_and(|at| now.duration_since(at) > LINGER)
+            || (outcome.is_some() && live.is_none());
+        if media_over && signalling_over && (outcome.is_some() || live.is_some()) {
+            break;
+        }
+        std::thread::sleep(TICK);
+    }
+    if let Some(media) = live {
+        let end = media.join();
+        let code = match end.reason {
+            HangupReason::Error => exit::FAILURE,
+            _ => exit::OK,
+        };
+        report_end(report, end);
+        return Ok(code);
+    }
+    Ok(outcome.map_or(exit::FAILURE, |(code, _)| code))
+}
+
+/// What a final SIP failure means to a person and to the exit status.
+fn failure(
+    status: u16,
+    reason: &str,
+    target: &Target,
+    started: Instant,
+) -> (u8, HangupReason, String) {
+    let who = target.name();
+    match status {
+        486 | 600 => (exit::BUSY, HangupReason::Busy, format!("{who} is busy")),
+        603 | 403 => (
+            exit::DECLINED,
+            HangupReason::Declined,
+            format!("{who} declined the call"),
+        ),
+        408 => (
+            exit::UNREACHABLE,
+            HangupReason::Unanswered,
+            format!(
+                "{who} did not answer (no response to INVITE after {:.0} s)",
+                started.elapsed().as_secs_f64()
+            ),
+        ),
+        480 | 487 => (
+            exit::UNREACHABLE,
+            HangupReason::Unanswered,
+            format!("{who} did not answer ({status} {reason})"),
+        ),
+        404 | 410 | 484 => (
+            exit::UNREACHABLE,
+            HangupReason::Rejected,
+            format!("{who} is not known there ({status} {reason})"),
+        ),
+        488 | 606 => (
+            exit::FAILURE,
+            HangupReason::Rejected,
+            format!("{who} has no codec in common with us ({status} {reason})"),
+        ),
+        401 | 407 => (
+            exit::FAILURE,
+            HangupReason::Rejected,
+            format!("{who}: {reason} ({status})"),
+        ),
+        _ => (
+            exit::FAILURE,
+            HangupReason::Rejected,
+            format!("{who} refused the call: {status} {reason}"),
+        ),
+    }
+}
+
+/// `ipphone listen` over SIP: rings, answers (by itself with
+/// `--auto-answer`, else when the person says so), takes one call at a time.
+pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow::Result<u8> {
+    let bind = args.bind.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 5060)));
+    let socket =
+        UdpSocket::bind(bind).with_context(|| format!("cannot listen for SIP on {bind}"))?;
+    let mut local = socket.local_addr()?;
+    if local.ip().is_unspecified() {
+        // Contact and Via need an address others can reach.
+        local.set_ip(primary_address(local.ip()));
+    }
+    socket.set_nonblocking(true)?;
+    let seed = crate::phone::seed();
+    let mut ua = UserAgent::new(UaConfig {
+        local,
+        user: args.user.clone().unwrap_or_else(whoami),
+        display_name: None,
+        domain: None,
+        only_user: args.user.clone(),
+        user_agent: USER_AGENT.into(),
+        outbound_proxy: None,
+        credentials: None,
+        timers: Timers::default(),
+        seed,
+    });
+    report.emit(Event::Listening {
+        addr: socket.local_addr()?.to_string(),
+        protocol: "sip",
+    });
+    let answers = (args.auto_answer.is_none() && std::io::stdin().is_terminal()).then(prompt);
+    let mut ringing: Option<Ringing> = None;
+    let mut live: Option<(CallRef, Call)> = None;
+    let mut calls_done = 0u32;
+    let mut last_stats = Instant::now();
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let now = Instant::now();
+        for _ in 0..64 {
+            match socket.recv_from(&mut buf) {
+                Ok((n, from)) => ua.handle_datagram(now, from, &buf[..n]),
+                Err(_) => break,
+            }
+        }
+        if ua.poll_timeout().is_some_and(|t| t <= now) {
+            ua.handle_timeout(now);
+        }
+        while let Some(event) = ua.poll_event() {
+            match event {
+                UaEvent::Incoming {
+                    call,
+                    from,
+                    offer,
+                    source,
+                    ..
+                } => {
+                    let peer = source.to_string();
+                    if ringing.is_some() || live.is_some() {
+                        let _ = ua.reject(now, call, 486);
+                        report.emit(Event::Refused {
+                            peer,
+                            reason: "busy",
+                        });
+                        continue;
+                    }
+                    let caller = match &from.display_name {
+                        Some(name) => format!("\"{name}\" <{}>", from.uri),
+                        None => from.uri.to_string(),
+                    };
+                    report.emit(Event::Incoming {
+                        peer: peer.clone(),
+                        from: Some(caller),
+                    });
+                    let (rtp, rtcp) = bind_media(local.ip())?;
+                    let mut media = LocalMedia::new(local.ip(), rtp.local_addr()?.port());
+                    if let Some(codec) = args.codec {
+                        media.codecs = vec![sdp_codec(codec)];
+                    }
+                    let mut oa =
+                        OfferAnswer::new(media, seed.rotate_left(7) ^ u64::from(calls_done));
+                    let answer = offer
+                        .and_then(|o| String::from_utf8(o).ok())
+                        .and_then(|text| SessionDescription::parse(&text).ok())
+                        .ok_or_else(|| "the call offers no usable SDP".to_owned())
+                        .and_then(|sdp| oa.handle_offer(&sdp).map_err(|e| e.to_string()));
+                    match answer {
+                        Ok(answer) => {
+                            let _ = ua.ring(now, call);
+                            report.emit(Event::Ringing {
+                                status: 180,
+                                reason: "Ringing".into(),
+                            });
+                            if args.auto_answer.is_none() {
+                                eprintln!(
+                                    "{}",
+                                    if answers.is_some() {
+                                        "answer? [y]es / [n]o"
+                                    } else {
+                                        "ringing (no terminal to answer on: use --auto-answer)"
+                                    }
+                                );
+                            }
+                            ringing = Some(Ringing {
+                                call,
+                                since: now,
+                                sdp: answer.sdp.to_string().into_bytes(),
+                                negotiated: answer.negotiated,
+                                sockets: Some((rtp, rtcp)),
+                                peer,
+                            });
+                        }
+                        Err(message) => {
+                            let _ = ua.reject(now, call, 488);
+                            report.emit(Event::Ended {
+                                status: 488,
+                                reason: "Not Acceptable Here".into(),
+                            });
+                            report.emit(Event::Error {
+                                message: format!("refused a call from {peer}: {message}"),
+                            });
+                        }
+                    }
+                }
+                UaEvent::Ended { call, reason } => {
+                    if ringing.as_ref().is_some_and(|r| r.call == call) {
+                        ringing = None;
+                        report.emit(Event::Ended {
+                            status: 487,
+                            reason: "the caller hung up before the answer".into(),
+                        });
+                        report.emit(Event::Hangup {
+                            reason: HangupReason::Remote,
+                            detail: Some("the caller gave up".into()),
+                            seconds: 0.0,
+                            traffic: Default::default(),
+                            rtp: None,
+                        });
+                        calls_done += 1;
+                    }
+                    if let Some((live_call, media)) = &live
+                        && *live_call == call
+                    {
+                        report.emit(Event::Ended {
+                            status: 200,
+                            reason: match reason {
+                                EndReason::RemoteBye => "BYE from the other side".into(),
+                                EndReason::NoAck => "no ACK for our answer".into(),
+                                _ => "hung up".into(),
+                            },
+                        });
+                        media.hang_up(if reason == EndReason::RemoteBye {
+                            HangupReason::Remote
+                        } else {
+                            HangupReason::Lost
+                        });
+                    }
+                }
+                UaEvent::Malformed { source, error } => {
+                    tracing::debug!("dropped a malformed SIP message from {source}: {error}");
+                }
+                _ => {}
+            }
+        }
+        // Answering or turning away the ringing call.
+        let decision = ringing.as_ref().and_then(|r| {
+            if let Some(after) = args.auto_answer
+                && now.duration_since(r.since).as_secs_f64() >= after
+            {
+                return Some(true);
+            }
+            match answers.as_ref().map(Receiver::try_recv) {
+                Some(Ok(yes)) => Some(yes),
+                Some(Err(TryRecvError::Empty | TryRecvError::Disconnected)) | None => None,
+            }
+        });
+        if let Some(yes) = decision {
+            let mut r = ringing.take().expect("a ringing call");
+            if yes {
+                let (rtp, rtcp) = r.sockets.take().expect("media sockets are used once");
+                let speaker = crate::phone::numbered(&args.audio.speaker, calls_done + 1);
+                match start_listener_media(rtp, rtcp, &r.negotiated, args, speaker, seed) {
+                    Ok(media) => {
+                        let _ = ua.accept(now, r.call, r.sdp);
+                        report.emit(Event::Answered {
+                            status: 200,
+                            reason: "OK".into(),
+                        });
+                        report.emit(Event::Connected {
+                            peer: r.peer,
+                            protocol: "sip",
+                            role: "callee",
+                        });
+                        live = Some((r.call, media));
+                    }
+                    Err(e) => {
+                        let _ = ua.reject(now, r.call, 500);
+                        report.emit(Event::Error {
+                            message: format!("cannot take the call: {e}"),
+                        });
+                    }
+                }
+            } else {
+                let _ = ua.reject(now, r.call, 603);
+                report.emit(Event::Ended {
+                    status: 603,
+                    reason: "Decline".into(),
+                });
+                calls_done += 1;
+            }
+        }
+        if interrupt.take() {
+            match (&live, &ringing) {
+                (Some((call, media)), _) => {
+                    let _ = ua.hangup(now, *call);
+                    media.hang_up(HangupReason::Local);
+                }
+                (None, Some(r)) => {
+                    let _ = ua.reject(now, r.call, 603);
+                    ringing = None;
+                }
+                (None, None) => {
+                    flush(&mut ua, &socket, None);
+                    return Ok(exit::OK);
+                }
+            }
+        }
+        if let Some((call, media)) = &live {
+            if media.is_finished() {
+                // The media ended by itself (RTCP BYE, silence): end the dialog too.
+                let _ = ua.hangup(now, *call);
+                let (_, media) = live.take().expect("a live call");
+                let end = media.join();
+                let failed = end.reason == HangupReason::Error;
+                report_end(report, end);
+                calls_done += 1;
+                if failed {
+                    flush(&mut ua, &socket, None);
+                    return Ok(exit::FAILURE);
+                }
+            } else if last_stats.elapsed() >= STATS_EVERY {
+                last_stats = Instant::now();
+                report.emit(Event::Stats {
+                    seconds: (media.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+                    traffic: media.traffic(),
+                    rtp: media.rtp_stats(),
+                });
+                for digit in media.take_digits().chars() {
+                    report.emit(Event::Dtmf {
+                        digit: digit.to_string(),
+                    });
+                }
+            }
+        }
+        flush(&mut ua, &socket, None);
+        if live.is_none() && ringing.is_none() && args.calls.is_some_and(|n| calls_done >= n) {
+            // Let the last BYE or 200 be answered, then go.
+            let deadline = Instant::now() + LINGER;
+            while !ua.is_idle() && Instant::now() < deadline {
+                let now = Instant::now();
+                while let Ok((n, from)) = socket.recv_from(&mut buf) {
+                    ua.handle_datagram(now, from, &buf[..n]);
+                }
+                if ua.poll_timeout().is_some_and(|t| t <= now) {
+                    ua.handle_timeout(now);
+                }
+                while ua.poll_event().is_some() {}
+                flush(&mut ua, &socket, None);
+                std::thread::sleep(TICK);
+            }
+            return Ok(exit::OK);
+        }
+        std::thread::sleep(TICK);
+    }
+}
+
+struct Ringing {
+    call: CallRef,
+    since: Instant,
+    sdp: Vec<u8>,
+    negotiated: Negotiated,
+    sockets: Option<(UdpSocket, Option<UdpSocket>)>,
+    peer: String,
+}
+
+/// Reads y/n answers from the terminal on a thread of its own.
+fn prompt() -> Receiver<bool> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("answer".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                let answer = match line.trim().to_ascii_lowercase().as_str() {
+                    "y" | "yes" | "a" | "answer" => true,
+                    "n" | "no" | "r" | "reject" => false,
+                    _ => continue,
+                };
+                if tx.send(answer).is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("spawning the answering thread");
+    rx
+}
+
+/// Sends what the agent has to send. A caller's socket is connected.
+fn flush(ua: &mut UserAgent, socket: &UdpSocket, _: Option<()>) {
+    while let Some(t) = ua.poll_transmit() {
+        let sent = if socket.peer_addr().is_ok() {
+            socket.send(&t.data)
+        } else {
+            socket.send_to(&t.data, t.to)
+        };
+        if let Err(e) = sent {
+            tracing::debug!("sending SIP to {} failed: {e}", t.to);
+        }
+    }
+}
+
+fn start_media(
+    rtp: UdpSocket,
+    rtcp: Option<UdpSocket>,
+    negotiated: &Negotiated,
+    args: &CallArgs,
+    seed: u64,
+) -> anyhow::Result<Call> {
+    let (setup, rtcp) = media_setup(
+        negotiated,
+        MicSource::Spec(args.audio.mic.clone()),
+        args.audio.speaker.clone(),
+        args.dtmf.clone().unwrap_or_default(),
+        rtcp,
+        seed,
+    )?;
+    Ok(rtp_call::start_with_rtcp(rtp, rtcp, setup))
+}
+
+fn start_listener_media(
+    rtp: UdpSocket,
+    rtcp: Option<UdpSocket>,
+    negotiated: &Negotiated,
+    args: &ListenArgs,
+    speaker: media::audio::AudioSpec,
+    seed: u64,
+) -> anyhow::Result<Call> {
+    let (setup, rtcp) = media_setup(
+        negotiated,
+        MicSource::Spec(args.audio.mic.clone()),
+        speaker,
+        String::new(),
+        rtcp,
+        seed,
+    )?;
+    Ok(rtp_call::start_with_rtcp(rtp, rtcp, setup))
+}
+
+fn media_setup(
+    negotiated: &Negotiated,
+    mic: MicSource,
+    speaker: media::audio::AudioSpec,
+    dtmf: String,
+    rtcp: Option<UdpSocket>,
+    seed: u64,
+) -> anyhow::Result<(RtpSetup, Option<UdpSocket>)> {
+    let peer = negotiated
+        .remote_rtp
+        .socket_addr()
+        .context("the other side names its media by host name, which ipphone cannot use yet")?;
+    let codec = match negotiated.codec {
+        SdpCodec::Opus => Codec::Opus,
+        SdpCodec::Pcmu => Codec::Pcmu,
+        SdpCodec::Pcma => Codec::Pcma,
+    };
+    let rtcp_peer = (!negotiated.rtcp_mux)
+        .then(|| negotiated.remote_rtcp.socket_addr())
+        .flatten();
+    let setup = RtpSetup {
+        codec,
+        mic,
+        speaker,
+        peer: Some(peer),
+        seed,
+        dtmf,
+        signalled: Some(Signalled {
+            pt: negotiated.pt,
+            recv_pt: negotiated.recv_pt,
+            event_pt: negotiated.telephone_event.map(|t| t.pt),
+            event_recv_pt: negotiated.telephone_event.map(|t| t.recv_pt),
+            rtcp_peer,
+        }),
+    };
+    Ok((setup, if negotiated.rtcp_mux { None } else { rtcp }))
+}
+
+/// An RTP socket on an even port with the next port free for RTCP (RFC
+/// 3550 §11), or just an RTP socket if no such pair turns up.
+fn bind_media(ip: IpAddr) -> anyhow::Result<(UdpSocket, Option<UdpSocket>)> {
+    for _ in 0..32 {
+        let rtp = UdpSocket::bind((ip, 0)).context("opening the RTP socket")?;
+        let port = rtp.local_addr()?.port();
+        if port % 2 == 0
+            && port < u16::MAX
+            && let Ok(rtcp) = UdpSocket::bind((ip, port + 1))
+        {
+            return Ok((rtp, Some(rtcp)));
+        }
+    }
+    Ok((
+        UdpSocket::bind((ip, 0)).context("opening the RTP socket")?,
+        None,
+    ))
+}
+
+fn sdp_codec(codec: Codec) -> SdpCodec {
+    match codec {
+        Codec::Opus => SdpCodec::Opus,
+        Codec::Pcmu => SdpCodec::Pcmu,
+        Codec::Pcma => SdpCodec::Pcma,
+    }
+}
+
+fn unspecified_like(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    }
+}
+
+/// The address this machine would use towards the world: a UDP socket
+/// connected (nothing is sent) to a documentation address tells.
+fn primary_address(family: IpAddr) -> IpAddr {
+    let probe: SocketAddr = match family {
+        IpAddr::V4(_) => "192.0.2.1:9".parse().expect("an address"),
+        IpAddr::V6(_) => "[2001:db8::1]:9".parse().expect("an address"),
+    };
+    UdpSocket::bind((unspecified_like(family), 0))
+        .and_then(|s| {
+            s.connect(probe)?;
+            s.local_addr()
+        })
+        .map(|a| a.ip())
+        .unwrap_or(match family {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        })
+}
+
+/// The user part we call from: $USER, or `ipphone`.
+fn whoami() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| {
+            !u.is_empty()
+                && u.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        })
+        .unwrap_or_else(|| "ipphone".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_in_every_form() {
+        let t = Target::parse("sip:bob@127.0.0.1:5070").unwrap();
+        assert_eq!(t.addr, "127.0.0.1:5070".parse().unwrap());
+        assert_eq!(t.name(), "bob@127.0.0.1");
+        let t = Target::parse("bob@127.0.0.1").unwrap();
+        assert_eq!(t.addr, "127.0.0.1:5060".parse().unwrap());
+        let t = Target::parse("127.0.0.1:5080").unwrap();
+        assert_eq!(t.addr.port(), 5080);
+        assert_eq!(t.uri.user, None);
+        let t = Target::parse("sip:alice@[::1]:5062").unwrap();
+        assert_eq!(t.addr, "[::1]:5062".parse().unwrap());
+        assert!(Target::parse("sips:bob@127.0.0.1").is_err());
+        assert!(Target::parse("bob@").is_err());
+    }
+}

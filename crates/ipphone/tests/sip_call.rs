@@ -1,0 +1,281 @@
+//! Calls over SIP between two ipphone processes on loopback: answered
+//! (audio checked both ways), busy, declined, cancelled while ringing,
+//! unanswered, nothing listening, and no common codec, each with its
+//! events and exit status.
+
+mod common;
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use common::*;
+
+const LONG: Duration = Duration::from_secs(40);
+
+/// One call at a time: real-time audio on a two-core machine.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn events(phone: &Phone) -> Vec<String> {
+    phone
+        .seen
+        .iter()
+        .filter_map(|e| e["event"].as_str().map(str::to_owned))
+        .filter(|e| e != "stats")
+        .collect()
+}
+
+fn last(phone: &Phone, event: &str) -> serde_json::Value {
+    phone
+        .seen
+        .iter()
+        .rev()
+        .find(|e| e["event"] == event)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {event} in {:?}", phone.seen))
+}
+
+#[test]
+fn speech_crosses_a_sip_call_both_ways() {
+    let _one = serial();
+    for codec in ["opus", "pcmu"] {
+        let dir = scratch(&format!("sip-{codec}"));
+        let (callee_heard, caller_heard) = (dir.join("callee.wav"), dir.join("caller.wav"));
+        let (mut callee, port) = Phone::listen(&[
+            "--auto-answer",
+            "--calls",
+            "1",
+            "--mic",
+            speech(SPEECH_2).to_str().unwrap(),
+            "--speaker",
+            callee_heard.to_str().unwrap(),
+        ]);
+        let mut caller = Phone::spawn(&[
+            "call",
+            &format!("sip:bob@127.0.0.1:{port}"),
+            "--codec",
+            codec,
+            "--duration",
+            "11",
+            "--mic",
+            speech(SPEECH).to_str().unwrap(),
+            "--speaker",
+            caller_heard.to_str().unwrap(),
+        ]);
+        assert_eq!(caller.exit_code(LONG), 0, "{codec}: caller");
+        assert_eq!(callee.exit_code(LONG), 0, "{codec}: callee");
+        assert_eq!(
+            events(&caller),
+            [
+                "dialing",
+                "trying",
+                "ringing",
+                "answered",
+                "connected",
+                "ended",
+                "hangup"
+            ],
+            "{codec}"
+        );
+        assert_eq!(last(&caller, "hangup")["reason"], "duration");
+        assert_eq!(last(&callee, "hangup")["reason"], "remote");
+        assert!(events(&callee).starts_with(&[
+            "listening".into(),
+            "incoming".into(),
+            "ringing".into(),
+            "answered".into(),
+            "connected".into()
+        ]));
+        let rate = if codec == "opus" { 16_000 } else { 8_000 };
+        assert_speech_arrived(
+            &align_pieces(&speech(SPEECH), &callee_heard),
+            rate,
+            0.65,
+            0.25,
+            200.0,
+        );
+        assert_speech_arrived(
+            &align_pieces(&speech(SPEECH_2), &caller_heard),
+            rate,
+            0.6,
+            0.25,
+            200.0,
+        );
+    }
+}
+
+#[test]
+fn a_second_caller_is_busy_and_the_first_call_goes_on() {
+    let _one = serial();
+    let (mut callee, port) = Phone::listen(&[
+        "--auto-answer",
+        "--calls",
+        "1",
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
+    let target = format!("127.0.0.1:{port}");
+    let mut first = Phone::spawn(&[
+        "call",
+        &target,
+        "--duration",
+        "4",
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
+    first.wait_for("connected", LONG);
+    let mut second = Phone::spawn(&["call", &target, "--mic", "null", "--speaker", "null"]);
+    assert_eq!(second.exit_code(LONG), 4, "busy");
+    let ended = last(&second, "ended");
+    assert_eq!(ended["status"], 486, "{ended}");
+    assert_eq!(last(&second, "hangup")["reason"], "busy");
+    assert_eq!(first.exit_code(LONG), 0);
+    assert_eq!(last(&first, "hangup")["reason"], "duration");
+    assert_eq!(callee.exit_code(LONG), 0);
+    assert_eq!(last(&callee, "refused")["reason"], "busy");
+}
+
+#[test]
+fn hanging_up_while_it_rings_cancels_the_call() {
+    let _one = serial();
+    // No --auto-answer and no terminal: it rings until the caller gives up.
+    let (mut callee, port) = Phone::listen(&["--calls", "1", "--mic", "null", "--speaker", "null"]);
+    let mut caller = Phone::spawn(&[
+        "call",
+        &format!("sip:alice@127.0.0.1:{port}"),
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
+    caller.wait_for("ringing", LONG);
+    callee.wait_for("ringing", LONG);
+    caller.signal("INT");
+    assert_eq!(caller.exit_code(LONG), 0);
+    assert_eq!(callee.exit_code(LONG), 0);
+    let ended = last(&callee, "ended");
+    assert_eq!(ended["status"], 487, "{ended}");
+    assert_eq!(last(&callee, "hangup")["reason"], "remote");
+}
+
+#[test]
+fn an_unanswered_call_gives_up_after_its_timeout() {
+    let _one = serial();
+    let (mut callee, port) = Phone::listen(&["--calls", "1", "--mic", "null", "--speaker", "null"]);
+    let mut caller = Phone::spawn(&[
+        "call",
+        &format!("127.0.0.1:{port}"),
+        "--timeout",
+        "2",
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
+    assert_eq!(caller.exit_code(LONG), 5, "unanswered");
+    assert_eq!(last(&caller, "hangup")["reason"], "unanswered");
+    assert_eq!(callee.exit_code(LONG), 0);
+}
+
+#[test]
+fn nothing_listening_is_refused_at_once() {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = socket.local_addr().unwrap().port();
+    drop(socket);
+    let started = std::time::Instant::now();
+    let mut caller = Phone::spawn(&[
+        "call",
+        &format!("sip:nobody@127.0.0.1:{port}"),
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
+    assert_eq!(caller.exit_code(LONG), 3, "refused");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn no_common_codec_is_refused_with_488() {
+    let _one = serial();
+    let (mut callee, port) = Phone::listen(&[
+        "--auto-answer",
+        "--codec",
+        "pcma",
+        "--calls",
+        "1",
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
+    let mut caller = Phone::spawn(&[
+        "call",
+        &format!("127.0.0.1:{port}"),
+        "--codec",
+        "opus",
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
+    assert_eq!(caller.exit_code(LONG), 1);
+    assert_eq!(last(&caller, "ended")["status"], 488);
+    let detail = last(&caller, "hangup")["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(detail.contains("no codec in common"), "{detail}");
+    callee.signal("INT");
+    assert_eq!(callee.exit_code(LONG), 0);
+    let error = last(&callee, "error")["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(error.contains("opus"), "{error}");
+}
+
+#[test]
+fn only_calls_for_its_user_are_taken() {
+    let _one = serial();
+    let (mut callee, port) = Phone::listen(&[
+        "--user",
+        "bob",
+        "--auto-answer",
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
+    let mut wrong = Phone::spawn(&[
+        "call",
+        &format!("sip:mallory@127.0.0.1:{port}"),
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
+    assert_eq!(wrong.exit_code(LONG), 5);
+    assert_eq!(last(&wrong, "ended")["status"], 404);
+    let mut right = Phone::spawn(&[
+        "call",
+        &format!("sip:bob@127.0.0.1:{port}"),
+        "--duration",
+        "1",
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
+    assert_eq!(right.exit_code(LONG), 0);
+    callee.signal("INT");
+    assert_eq!(callee.exit_code(LONG), 0);
+    assert!(!events(&callee).contains(&"refused".to_owned()));
+}
