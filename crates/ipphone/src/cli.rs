@@ -131,6 +131,14 @@ pub struct ListenArgs {
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
 
+    /// SIP: register with this account of the configuration file and take its calls (default: the first account there, if any).
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+
+    /// SIP: the configuration file [default: ~/.config/ipphone/config.toml].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// SIP: answer by itself, at once or after SECS seconds of ringing.
     #[arg(long, value_name = "SECS", num_args = 0..=1, require_equals = true, default_missing_value = "0")]
     pub auto_answer: Option<f64>,
@@ -160,6 +168,14 @@ pub struct CallArgs {
     /// The codec: for sip, the only one to offer (default: Opus, PCMU and PCMA); for rtp, the one to use (default opus).
     #[arg(long, value_enum)]
     pub codec: Option<crate::rtp_call::Codec>,
+
+    /// SIP: call through this account of the configuration file (its proxy, its credentials). Without it, a target that is a bare name or at the first account's domain goes through that account; others are called directly.
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+
+    /// SIP: the configuration file [default: ~/.config/ipphone/config.toml].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Digits (0-9, *, #, A-D) to send as RFC 4733 events once the far end is
     /// heard (RTP calls).

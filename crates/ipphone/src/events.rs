@@ -79,6 +79,12 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         from: Option<String>,
     },
+    /// SIP: registered with the account's registrar, for `expires` seconds
+    /// (renewed before it lapses).
+    Registered {
+        aor: String,
+        expires: u32,
+    },
     /// SIP: the far end is working on our call (100 Trying, 183...).
     Trying {
         status: u16,
@@ -180,6 +186,7 @@ fn human(event: &Event) -> Option<String> {
             from: Some(from),
         } => format!("incoming call from {from} ({peer})"),
         Event::Trying { .. } => return None,
+        Event::Registered { aor, expires } => format!("registered as {aor} ({expires} s)"),
         Event::Ringing { .. } => "ringing".to_owned(),
         Event::Answered { .. } => "answered".to_owned(),
         Event::Ended { status, reason } if *status >= 300 => format!("{status} {reason}"),

@@ -4,6 +4,7 @@
 mod call;
 mod cli;
 mod codec;
+mod config;
 mod demo;
 mod events;
 mod phone;

@@ -18,12 +18,14 @@ use anyhow::Context;
 use proto::sdp::codec::Codec as SdpCodec;
 use proto::sdp::model::SessionDescription;
 use proto::sdp::offer_answer::{LocalMedia, Negotiated, OfferAnswer};
+use proto::sip::digest::Password;
 use proto::sip::message::{Host, SipUri, Uri};
 use proto::sip::transaction::Timers;
 use proto::sip::ua::{CallRef, EndReason, UaConfig, UaEvent, UserAgent};
 
 use crate::call::{Call, CallEnd, MicSource};
 use crate::cli::{CallArgs, ListenArgs, exit};
+use crate::config::{Account, Config};
 use crate::events::{Event, HangupReason, Reporter};
 use crate::phone::{Interrupt, report_end};
 use crate::rtp_call::{self, Codec, RtpSetup, Signalled};
@@ -46,16 +48,23 @@ pub struct Target {
 
 impl Target {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let with_scheme = if text.starts_with("sip:") || text.starts_with("sips:") {
-            text.to_owned()
+        let uri = parse_uri(text)?;
+        Self::direct(uri)
+    }
+
+    /// A target reached through an account's proxy: `bob` is
+    /// `sip:bob@<domain>`.
+    fn via_account(text: &str, account: &Account) -> Result<Self, String> {
+        let uri = if is_bare_name(text) {
+            parse_uri(&format!("{text}@{}", account.domain))?
         } else {
-            format!("sip:{text}")
+            parse_uri(text)?
         };
-        let uri = SipUri::parse(&with_scheme)
-            .map_err(|e| format!("{text} is not an address to call ({e})"))?;
-        if uri.secure {
-            return Err(format!("{text}: sips (SIP over TLS) is not supported yet"));
-        }
+        let addr = account.proxy_addr().map_err(|e| format!("{e:#}"))?;
+        Ok(Target { uri, addr })
+    }
+
+    fn direct(uri: SipUri) -> Result<Self, String> {
         let port = uri.port.unwrap_or(5060);
         let addr = match &uri.host {
             Host::Ipv4(ip) => SocketAddr::new(IpAddr::V4(*ip), port),
@@ -70,7 +79,7 @@ impl Target {
     }
 
     /// `user@host` for messages.
-    fn name(&self) -> String {
+    pub fn name(&self) -> String {
         match &self.uri.user {
             Some(user) => format!("{user}@{}", self.uri.host),
             None => self.uri.host.to_string(),
@@ -78,14 +87,59 @@ impl Target {
     }
 }
 
+fn parse_uri(text: &str) -> Result<SipUri, String> {
+    let with_scheme = if text.starts_with("sip:") || text.starts_with("sips:") {
+        text.to_owned()
+    } else {
+        format!("sip:{text}")
+    };
+    let uri = SipUri::parse(&with_scheme)
+        .map_err(|e| format!("{text} is not an address to call ({e})"))?;
+    if uri.secure {
+        return Err(format!("{text}: sips (SIP over TLS) is not supported yet"));
+    }
+    Ok(uri)
+}
+
+/// A name with no host: `bob`.
+fn is_bare_name(text: &str) -> bool {
+    !text.contains(['@', ':', '.', '['])
+}
+
+/// The account a call goes through: the one named, or the first one for a
+/// bare name or an address at its domain.
+fn account_for_call(config: &Config, args: &CallArgs) -> anyhow::Result<Option<Account>> {
+    if let Some(name) = &args.account {
+        return Ok(config.account(Some(name))?.cloned());
+    }
+    let Some(first) = config.account(None)? else {
+        return Ok(None);
+    };
+    let at_domain = parse_uri(&args.target)
+        .is_ok_and(|uri| uri.host.to_string().eq_ignore_ascii_case(&first.domain));
+    Ok((is_bare_name(&args.target) || at_domain).then(|| first.clone()))
+}
+
 /// `ipphone call` over SIP.
 pub fn call(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow::Result<u8> {
-    let target = match Target::parse(&args.target) {
+    let config = Config::load(args.config.as_deref())?;
+    let account = account_for_call(&config, args)?;
+    let target = match &account {
+        Some(account) => Target::via_account(&args.target, account),
+        None => Target::parse(&args.target),
+    };
+    let target = match target {
         Ok(t) => t,
         Err(message) => {
             report.emit(Event::Error { message });
             return Ok(exit::UNREACHABLE);
         }
+    };
+    let credentials = match &account {
+        Some(account) => account
+            .password()?
+            .map(|pw| (account.user.clone(), Password::new(pw))),
+        None => None,
     };
     let unspecified = unspecified_like(target.addr.ip());
     let socket = UdpSocket::bind((unspecified, 0)).context("opening the SIP socket")?;
@@ -99,13 +153,13 @@ pub fn call(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow
     let seed = crate::phone::seed();
     let mut ua = UserAgent::new(UaConfig {
         local,
-        user: whoami(),
-        display_name: None,
-        domain: None,
+        user: account.as_ref().map_or_else(whoami, |a| a.user.clone()),
+        display_name: account.as_ref().and_then(|a| a.display_name.clone()),
+        domain: account.as_ref().map(|a| a.domain.clone()),
         only_user: None,
         user_agent: USER_AGENT.into(),
         outbound_proxy: Some(target.addr),
-        credentials: None,
+        credentials,
         timers: Timers::default(),
         seed,
     });
@@ -380,6 +434,8 @@ fn failure(
 /// `ipphone listen` over SIP: rings, answers (by itself with
 /// `--auto-answer`, else when the person says so), takes one call at a time.
 pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow::Result<u8> {
+    let config = Config::load(args.config.as_deref())?;
+    let account = config.account(args.account.as_deref())?.cloned();
     let bind = args.bind.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 5060)));
     let socket =
         UdpSocket::bind(bind).with_context(|| format!("cannot listen for SIP on {bind}"))?;
@@ -390,15 +446,26 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
     }
     socket.set_nonblocking(true)?;
     let seed = crate::phone::seed();
+    let credentials = match &account {
+        Some(account) => account
+            .password()?
+            .map(|pw| (account.user.clone(), Password::new(pw))),
+        None => None,
+    };
+    let user = match (&args.user, &account) {
+        (Some(user), _) => user.clone(),
+        (None, Some(account)) => account.user.clone(),
+        (None, None) => whoami(),
+    };
     let mut ua = UserAgent::new(UaConfig {
         local,
-        user: args.user.clone().unwrap_or_else(whoami),
-        display_name: None,
-        domain: None,
+        user,
+        display_name: account.as_ref().and_then(|a| a.display_name.clone()),
+        domain: account.as_ref().map(|a| a.domain.clone()),
         only_user: args.user.clone(),
         user_agent: USER_AGENT.into(),
         outbound_proxy: None,
-        credentials: None,
+        credentials,
         timers: Timers::default(),
         seed,
     });
@@ -406,6 +473,14 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
         addr: socket.local_addr()?.to_string(),
         protocol: "sip",
     });
+    let mut registration = None;
+    if let Some(account) = &account {
+        let aor = parse_uri(&format!("{}@{}", account.user, account.domain))
+            .map_err(anyhow::Error::msg)?;
+        let registrar = account.registrar_addr()?;
+        registration = Some(ua.register(Instant::now(), registrar, aor, account.expires));
+    }
+    let mut registered_once = false;
     let answers = (args.auto_answer.is_none() && std::io::stdin().is_terminal()).then(prompt);
     let mut ringing: Option<Ringing> = None;
     let mut live: Option<(CallRef, Call)> = None;
@@ -533,6 +608,29 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                         });
                     }
                 }
+                UaEvent::Registered { expires, .. } => {
+                    if !registered_once {
+                        registered_once = true;
+                        let account = account.as_ref().expect("registered with an account");
+                        report.emit(Event::Registered {
+                            aor: format!("sip:{}@{}", account.user, account.domain),
+                            expires,
+                        });
+                    }
+                }
+                UaEvent::RegistrationFailed { status, reason, .. } => {
+                    let account = account.as_ref().expect("registered with an account");
+                    report.emit(Event::Error {
+                        message: format!(
+                            "registering sip:{}@{} failed: {reason} ({status})",
+                            account.user, account.domain
+                        ),
+                    });
+                    if !registered_once {
+                        flush(&mut ua, &socket, None);
+                        return Ok(exit::FAILURE);
+                    }
+                }
                 UaEvent::Malformed { source, error } => {
                     tracing::debug!("dropped a malformed SIP message from {source}: {error}");
                 }
@@ -597,7 +695,10 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                     ringing = None;
                 }
                 (None, None) => {
-                    flush(&mut ua, &socket, None);
+                    if let Some(reg) = registration.take() {
+                        ua.unregister(now, reg);
+                    }
+                    linger(&mut ua, &socket, &mut buf);
                     return Ok(exit::OK);
                 }
             }
@@ -632,21 +733,31 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
         flush(&mut ua, &socket, None);
         if live.is_none() && ringing.is_none() && args.calls.is_some_and(|n| calls_done >= n) {
             // Let the last BYE or 200 be answered, then go.
-            let deadline = Instant::now() + LINGER;
-            while !ua.is_idle() && Instant::now() < deadline {
-                let now = Instant::now();
-                while let Ok((n, from)) = socket.recv_from(&mut buf) {
-                    ua.handle_datagram(now, from, &buf[..n]);
-                }
-                if ua.poll_timeout().is_some_and(|t| t <= now) {
-                    ua.handle_timeout(now);
-                }
-                while ua.poll_event().is_some() {}
-                flush(&mut ua, &socket, None);
-                std::thread::sleep(TICK);
+            if let Some(reg) = registration.take() {
+                ua.unregister(now, reg);
             }
+            linger(&mut ua, &socket, &mut buf);
             return Ok(exit::OK);
         }
+        std::thread::sleep(TICK);
+    }
+}
+
+/// Lets what is under way finish (a BYE answered, an unregistration), for
+/// [`LINGER`] at most.
+fn linger(ua: &mut UserAgent, socket: &UdpSocket, buf: &mut [u8]) {
+    let deadline = Instant::now() + LINGER;
+    flush(ua, socket, None);
+    while !ua.is_idle() && Instant::now() < deadline {
+        let now = Instant::now();
+        while let Ok((n, from)) = socket.recv_from(buf) {
+            ua.handle_datagram(now, from, &buf[..n]);
+        }
+        if ua.poll_timeout().is_some_and(|t| t <= now) {
+            ua.handle_timeout(now);
+        }
+        while ua.poll_event().is_some() {}
+        flush(ua, socket, None);
         std::thread::sleep(TICK);
     }
 }

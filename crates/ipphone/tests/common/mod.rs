@@ -38,7 +38,11 @@ pub fn scratch(name: &str) -> PathBuf {
 
 pub fn ipphone() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ipphone"));
-    c.env("RUST_LOG", "warn");
+    // The user's own configuration (SIP accounts) stays out of the tests.
+    c.env("RUST_LOG", "warn").env(
+        "XDG_CONFIG_HOME",
+        std::env::temp_dir().join("ipphone-test-no-config"),
+    );
     c
 }
 
