@@ -608,15 +608,13 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                         });
                     }
                 }
-                UaEvent::Registered { expires, .. } => {
-                    if !registered_once {
-                        registered_once = true;
-                        let account = account.as_ref().expect("registered with an account");
-                        report.emit(Event::Registered {
-                            aor: format!("sip:{}@{}", account.user, account.domain),
-                            expires,
-                        });
-                    }
+                UaEvent::Registered { expires, .. } if !registered_once => {
+                    registered_once = true;
+                    let account = account.as_ref().expect("registered with an account");
+                    report.emit(Event::Registered {
+                        aor: format!("sip:{}@{}", account.user, account.domain),
+                        expires,
+                    });
                 }
                 UaEvent::RegistrationFailed { status, reason, .. } => {
                     let account = account.as_ref().expect("registered with an account");
