@@ -93,6 +93,9 @@ pub struct Shared {
     pub rtp: Mutex<Option<crate::rtp_call::RtpStats>>,
     /// DTMF digits received and not yet reported.
     digits: Mutex<String>,
+    /// An RTP call sends no media while set: the far end holds the call
+    /// (it asked us to only receive), or we do.
+    pub paused: AtomicBool,
     started: Instant,
 }
 
@@ -154,6 +157,7 @@ impl Call {
             speaker_rate: AtomicU64::new(0),
             rtp: Mutex::new(None),
             digits: Mutex::new(String::new()),
+            paused: AtomicBool::new(false),
             started: Instant::now(),
         });
         let s = shared.clone();
@@ -198,6 +202,11 @@ impl Call {
 
     pub fn rtp_stats(&self) -> Option<crate::rtp_call::RtpStats> {
         self.shared.rtp_stats()
+    }
+
+    /// Stops (or resumes) sending media, as a hold asks; RTP calls only.
+    pub fn set_sending(&self, sending: bool) {
+        self.shared.paused.store(!sending, Ordering::Relaxed);
     }
 
     /// The DTMF digits received since the last call.

@@ -85,6 +85,12 @@ pub enum Event {
         aor: String,
         expires: u32,
     },
+    /// SIP: the call was put on hold (`held`) or taken off it, by `remote`
+    /// or `local`.
+    Hold {
+        held: bool,
+        by: &'static str,
+    },
     /// SIP: the far end is working on our call (100 Trying, 183...).
     Trying {
         status: u16,
@@ -186,6 +192,8 @@ fn human(event: &Event) -> Option<String> {
             from: Some(from),
         } => format!("incoming call from {from} ({peer})"),
         Event::Trying { .. } => return None,
+        Event::Hold { held: true, by } => format!("on hold ({by})"),
+        Event::Hold { held: false, by } => format!("off hold ({by})"),
         Event::Registered { aor, expires } => format!("registered as {aor} ({expires} s)"),
         Event::Ringing { .. } => "ringing".to_owned(),
         Event::Answered { .. } => "answered".to_owned(),

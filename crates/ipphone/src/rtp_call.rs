@@ -277,7 +277,8 @@ fn run(
             let n = encoder
                 .encode(&pcm, &mut packet)
                 .map_err(|e| format!("encoding failed: {e}"))?;
-            if n == 0 {
+            if n == 0 || shared.paused.load(Ordering::Relaxed) {
+                // DTX silence, or on hold: the timestamp moves on, nothing goes.
                 stream.skip(ticks);
             } else {
                 stream.send_media(&packet[..n], ticks);

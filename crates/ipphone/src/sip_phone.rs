@@ -292,6 +292,9 @@ pub fn call(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow
                         media.hang_up(HangupReason::Remote);
                     }
                 }
+                UaEvent::Reoffer { call, offer } => {
+                    answer_reoffer(&mut ua, now, call, &mut oa, &offer, live.as_ref(), report)
+                }
                 UaEvent::Malformed { source, error } => {
                     tracing::debug!("dropped a malformed SIP message from {source}: {error}");
                 }
@@ -483,7 +486,7 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
     let mut registered_once = false;
     let answers = (args.auto_answer.is_none() && std::io::stdin().is_terminal()).then(prompt);
     let mut ringing: Option<Ringing> = None;
-    let mut live: Option<(CallRef, Call)> = None;
+    let mut live: Option<(CallRef, Call, OfferAnswer)> = None;
     let mut calls_done = 0u32;
     let mut last_stats = Instant::now();
     let mut buf = vec![0u8; 65_536];
@@ -555,6 +558,7 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                             }
                             ringing = Some(Ringing {
                                 call,
+                                oa,
                                 since: now,
                                 sdp: answer.sdp.to_string().into_bytes(),
                                 negotiated: answer.negotiated,
@@ -590,7 +594,7 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                         });
                         calls_done += 1;
                     }
-                    if let Some((live_call, media)) = &live
+                    if let Some((live_call, media, _)) = &live
                         && *live_call == call
                     {
                         report.emit(Event::Ended {
@@ -608,6 +612,14 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                         });
                     }
                 }
+                UaEvent::Reoffer { call, offer } => match &mut live {
+                    Some((live_call, media, oa)) if *live_call == call => {
+                        answer_reoffer(&mut ua, now, call, oa, &offer, Some(&*media), report)
+                    }
+                    _ => {
+                        let _ = ua.reject_reoffer(now, call, 488);
+                    }
+                },
                 UaEvent::Registered { expires, .. } if !registered_once => {
                     registered_once = true;
                     let account = account.as_ref().expect("registered with an account");
@@ -664,7 +676,7 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                             protocol: "sip",
                             role: "callee",
                         });
-                        live = Some((r.call, media));
+                        live = Some((r.call, media, r.oa));
                     }
                     Err(e) => {
                         let _ = ua.reject(now, r.call, 500);
@@ -684,7 +696,7 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
         }
         if interrupt.take() {
             match (&live, &ringing) {
-                (Some((call, media)), _) => {
+                (Some((call, media, _)), _) => {
                     let _ = ua.hangup(now, *call);
                     media.hang_up(HangupReason::Local);
                 }
@@ -701,11 +713,11 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                 }
             }
         }
-        if let Some((call, media)) = &live {
+        if let Some((call, media, _)) = &live {
             if media.is_finished() {
                 // The media ended by itself (RTCP BYE, silence): end the dialog too.
                 let _ = ua.hangup(now, *call);
-                let (_, media) = live.take().expect("a live call");
+                let (_, media, _) = live.take().expect("a live call");
                 let end = media.join();
                 let failed = end.reason == HangupReason::Error;
                 report_end(report, end);
@@ -741,6 +753,54 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
     }
 }
 
+/// Answers the far end's new offer in a call (hold, resume): the same
+/// stream, its direction followed by the media. What cannot be taken (a
+/// new codec or address) is refused with 488, and the call goes on.
+fn answer_reoffer(
+    ua: &mut UserAgent,
+    now: Instant,
+    call: CallRef,
+    oa: &mut OfferAnswer,
+    offer: &[u8],
+    media: Option<&Call>,
+    report: &Reporter,
+) {
+    let before = oa.negotiated().cloned();
+    let answer = std::str::from_utf8(offer)
+        .ok()
+        .and_then(|text| SessionDescription::parse(text).ok())
+        .ok_or_else(|| "no usable SDP".to_owned())
+        .and_then(|sdp| oa.handle_offer(&sdp).map_err(|e| e.to_string()));
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::debug!("refusing a re-offer: {e}");
+            let _ = ua.reject_reoffer(now, call, 488);
+            return;
+        }
+    };
+    let same_stream = before.as_ref().is_none_or(|b| {
+        b.remote_rtp == answer.negotiated.remote_rtp && b.codec == answer.negotiated.codec
+    });
+    if !same_stream {
+        // Moving the media elsewhere mid-call is not supported yet.
+        let _ = ua.reject_reoffer(now, call, 488);
+        return;
+    }
+    let _ = ua.accept_reoffer(now, call, answer.sdp.to_string().into_bytes());
+    let sending = answer.negotiated.sending();
+    if let Some(media) = media {
+        media.set_sending(sending);
+    }
+    let was_sending = before.as_ref().is_none_or(Negotiated::sending);
+    if sending != was_sending {
+        report.emit(Event::Hold {
+            held: !sending,
+            by: "remote",
+        });
+    }
+}
+
 /// Lets what is under way finish (a BYE answered, an unregistration), for
 /// [`LINGER`] at most.
 fn linger(ua: &mut UserAgent, socket: &UdpSocket, buf: &mut [u8]) {
@@ -762,6 +822,7 @@ fn linger(ua: &mut UserAgent, socket: &UdpSocket, buf: &mut [u8]) {
 
 struct Ringing {
     call: CallRef,
+    oa: OfferAnswer,
     since: Instant,
     sdp: Vec<u8>,
     negotiated: Negotiated,
@@ -842,7 +903,7 @@ fn start_listener_media(
     Ok(rtp_call::start_with_rtcp(rtp, rtcp, setup))
 }
 
-fn media_setup(
+pub(crate) fn media_setup(
     negotiated: &Negotiated,
     mic: MicSource,
     speaker: media::audio::AudioSpec,
@@ -882,7 +943,7 @@ fn media_setup(
 
 /// An RTP socket on an even port with the next port free for RTCP (RFC
 /// 3550 §11), or just an RTP socket if no such pair turns up.
-fn bind_media(ip: IpAddr) -> anyhow::Result<(UdpSocket, Option<UdpSocket>)> {
+pub(crate) fn bind_media(ip: IpAddr) -> anyhow::Result<(UdpSocket, Option<UdpSocket>)> {
     for _ in 0..32 {
         let rtp = UdpSocket::bind((ip, 0)).context("opening the RTP socket")?;
         let port = rtp.local_addr()?.port();

@@ -312,3 +312,39 @@ fn sipp_cancels_while_ipphone_rings() {
     assert_eq!(callee.exit_code(LONG), 0);
     assert_eq!(last(&callee, "ended")["status"], 487);
 }
+
+#[test]
+fn baresip_puts_ipphone_on_hold_and_back() {
+    let _one = serial();
+    let (mut callee, port) = Phone::listen_on(
+        "127.0.0.1:0",
+        &[
+            "--auto-answer",
+            "--calls",
+            "1",
+            "--mic",
+            "null",
+            "--speaker",
+            "null",
+        ],
+    );
+    let mut baresip = Baresip::start(
+        BaresipOptions::new("caller", Codec::Pcmu, &speech(SPEECH))
+            .length(Duration::from_secs(8))
+            .dial(&format!("sip:ipphone@127.0.0.1:{port}")),
+    );
+    baresip.wait_established(LONG);
+    callee.wait_for("connected", LONG);
+    std::thread::sleep(Duration::from_secs(1));
+    baresip.command("/hold");
+    let held = callee.wait_for("hold", Duration::from_secs(10));
+    assert_eq!(held["held"], true, "{}", baresip.log_tail(40));
+    assert_eq!(held["by"], "remote");
+    baresip.command("/resume");
+    let resumed =
+        callee.try_wait_for_where("hold", Duration::from_secs(10), |e| e["held"] == false);
+    assert!(resumed.is_some(), "{}", baresip.log_tail(40));
+    baresip.wait_call_end(LONG);
+    assert_eq!(callee.exit_code(LONG), 0);
+    assert_eq!(last(&callee, "hangup")["reason"], "remote");
+}

@@ -512,3 +512,107 @@ fn an_answer_crossing_our_cancel_is_acknowledged_and_hung_up() {
     assert!(!net.has(1, |e| matches!(e, UaEvent::Answered { .. })));
     assert!(net.agent(1).is_idle() && net.agent(2).is_idle());
 }
+
+#[test]
+fn a_second_fork_answering_is_acknowledged_and_hung_up() {
+    use ipphone_proto::sip::message::{Method, Response};
+    let mut alice = agent(1, "alice");
+    let now = Instant::now();
+    alice.dial(now, uri_of(2, "bob"), addr(2), OFFER.to_vec());
+    let invite = match Message::parse(&alice.poll_transmit().unwrap().data).unwrap() {
+        Message::Request(r) => r,
+        Message::Response(_) => panic!("not the INVITE"),
+    };
+    // A forking proxy: two phones answer, from 127.0.0.2 and 127.0.0.3.
+    let answer = |tag: &str, n: u8| {
+        let mut ok = Response::for_request(&invite, 200, "OK");
+        ok.add_to_tag(tag).unwrap();
+        ok.headers
+            .push("Contact", format!("<sip:phone@127.0.0.{n}:5060>"));
+        ok.headers.set("Content-Type", "application/sdp");
+        ok.body = ANSWER.to_vec();
+        ok.to_bytes()
+    };
+    alice.handle_datagram(now, addr(2), &answer("first", 2));
+    alice.handle_datagram(now, addr(2), &answer("second", 3));
+    let sent: Vec<_> = std::iter::from_fn(|| alice.poll_transmit())
+        .map(|t| match Message::parse(&t.data).unwrap() {
+            Message::Request(r) => (
+                t.to,
+                r.method,
+                r.headers.to().unwrap().tag.unwrap_or_default(),
+            ),
+            Message::Response(_) => panic!("a response"),
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        vec![
+            (addr(2), Method::Ack, "first".to_owned()),
+            (addr(3), Method::Ack, "second".to_owned()),
+            (addr(3), Method::Bye, "second".to_owned()),
+        ]
+    );
+    let events: Vec<_> = std::iter::from_fn(|| alice.poll_event()).collect();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, UaEvent::Answered { .. }))
+            .count(),
+        1,
+        "{events:?}"
+    );
+    assert!(alice.busy());
+}
+
+#[test]
+fn a_reoffer_is_answered_and_the_call_goes_on() {
+    let mut net = Net::new(
+        vec![(1, agent(1, "alice")), (2, agent(2, "bob"))],
+        LinkConfig::with_delay(Duration::from_millis(10)),
+        10,
+    );
+    let now = net.now;
+    let call = net
+        .agent(1)
+        .dial(now, uri_of(2, "bob"), addr(2), OFFER.to_vec());
+    net.run_until(Duration::from_secs(5), |e| {
+        has(e, 2, |e| matches!(e, UaEvent::Incoming { .. }))
+    });
+    let incoming = net.incoming(2).unwrap();
+    let now = net.now;
+    net.agent(2).accept(now, incoming, ANSWER.to_vec()).unwrap();
+    net.run_until(Duration::from_secs(5), |e| {
+        has(e, 2, |e| matches!(e, UaEvent::Confirmed { .. }))
+    });
+    // Alice puts Bob on hold, Bob's phone answers the new offer.
+    let hold = [OFFER, b"a=sendonly\r\n"].concat();
+    let now = net.now;
+    net.agent(1).reoffer(now, call, hold.clone()).unwrap();
+    net.run_until(Duration::from_secs(5), |e| {
+        has(
+            e,
+            2,
+            |e| matches!(e, UaEvent::Reoffer { offer, .. } if *offer == hold),
+        )
+    });
+    let now = net.now;
+    let held = [ANSWER, b"a=recvonly\r\n"].concat();
+    net.agent(2)
+        .accept_reoffer(now, incoming, held.clone())
+        .unwrap();
+    net.run_until(Duration::from_secs(5), |e| {
+        has(
+            e,
+            1,
+            |e| matches!(e, UaEvent::Reanswered { body, .. } if *body == held),
+        )
+    });
+    // Nothing more is resent once the ACK is in, and the call is still up.
+    net.run(Duration::from_secs(10));
+    let sent = net.sent;
+    net.run(Duration::from_secs(10));
+    assert_eq!(net.sent, sent, "retransmissions after the re-INVITE's ACK");
+    assert!(!net.has(1, |e| matches!(e, UaEvent::Ended { .. })));
+    assert!(!net.has(2, |e| matches!(e, UaEvent::Ended { .. })));
+}

@@ -79,7 +79,33 @@ impl Phone {
     }
 
     pub fn try_wait_for(&mut self, name: &str, timeout: Duration) -> Option<Value> {
-        if let Some(v) = self.seen.iter().find(|v| v["event"] == name) {
+        self.try_wait_for_where(name, timeout, |_| true)
+    }
+
+    /// Waits for an event named `name` for which `pred` holds, seen before
+    /// or arriving within `timeout`.
+    pub fn wait_for_where(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        self.try_wait_for_where(name, timeout, pred)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no such {name:?} event within {timeout:?}; saw {:?}",
+                    self.seen
+                )
+            })
+    }
+
+    pub fn try_wait_for_where(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        if let Some(v) = self.seen.iter().find(|v| v["event"] == name && pred(v)) {
             return Some(v.clone());
         }
         let deadline = Instant::now() + timeout;
@@ -88,7 +114,7 @@ impl Phone {
             match self.events.recv_timeout(left) {
                 Ok(v) => {
                     self.seen.push(v.clone());
-                    if v["event"] == name {
+                    if v["event"] == name && pred(&v) {
                         return Some(v);
                     }
                 }

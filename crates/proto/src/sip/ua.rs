@@ -420,15 +420,53 @@ impl UserAgent {
         Ok(())
     }
 
-    /// Answers the far end's re-offer ([`UaEvent::Reoffer`]) with 200.
+    /// Answers the far end's re-offer ([`UaEvent::Reoffer`]) with 200,
+    /// resent until the ACK comes (§13.3.1.4).
     pub fn accept_reoffer(
         &mut self,
         now: Instant,
         call: CallRef,
         answer: Vec<u8>,
     ) -> Result<(), UaError> {
-        let key = self
-            .servers
+        let key = self.pending_reinvite(call)?;
+        let request = self.servers[&key].transaction.request().clone();
+        let mut response = self.response(&request, 200, Some(call));
+        response.headers.push("Contact", self.contact().to_string());
+        self.set_body_response(&mut response, answer);
+        let data = response.to_bytes();
+        let t1 = self.config.timers.t1;
+        if let Some(d) = self.calls.get_mut(&call) {
+            d.ok = Some(PendingOk {
+                data,
+                next: now + t1,
+                interval: t1,
+                give_up: now + t1 * 64,
+            });
+        }
+        self.respond(now, &key, response);
+        Ok(())
+    }
+
+    /// Refuses the far end's re-offer (488 when it cannot be taken); the
+    /// call goes on as it was (RFC 3261 §14.2).
+    pub fn reject_reoffer(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        status: u16,
+    ) -> Result<(), UaError> {
+        if status < 300 {
+            return Err(UaError::WrongState);
+        }
+        let key = self.pending_reinvite(call)?;
+        let request = self.servers[&key].transaction.request().clone();
+        let response = self.response(&request, status, Some(call));
+        self.respond(now, &key, response);
+        Ok(())
+    }
+
+    fn pending_reinvite(&self, call: CallRef) -> Result<Key, UaError> {
+        self.servers
             .iter()
             .find(|(_, s)| {
                 s.call == Some(call)
@@ -436,13 +474,7 @@ impl UserAgent {
                     && s.transaction.state() == super::transaction::ServerState::Proceeding
             })
             .map(|(k, _)| k.clone())
-            .ok_or(UaError::WrongState)?;
-        let request = self.servers[&key].transaction.request().clone();
-        let mut response = self.response(&request, 200, Some(call));
-        response.headers.push("Contact", self.contact().to_string());
-        self.set_body_response(&mut response, answer);
-        self.respond(now, &key, response);
-        Ok(())
+            .ok_or(UaError::WrongState)
     }
 
     /// Registers `aor` (our address-of-record) with `registrar`, for
@@ -946,9 +978,13 @@ impl UserAgent {
         }
         let hung_up_early = d.ended && d.ack.is_none();
         if (200..300).contains(&status) && d.state != State::Early && !hung_up_early {
-            // The 2xx again (our ACK was lost), or another fork's: ACK it.
-            // A fork's dialog would be ended at once (we keep one call).
-            if d.ack.is_some() {
+            let tag = r.headers.to().ok().and_then(|t| t.tag);
+            if tag.is_some() && tag != d.remote_tag {
+                // Another fork answered too (§13.2.2.4): a phone keeps one
+                // call, so that dialog is acknowledged and ended at once.
+                self.end_fork(now, call, &r);
+            } else if d.ack.is_some() {
+                // The 2xx again: our ACK was lost.
                 self.reack(&r);
             }
             return;
@@ -1303,6 +1339,54 @@ impl UserAgent {
         if let Some(d) = self.calls.get_mut(&call) {
             d.ack = Some((to, data));
         }
+    }
+
+    /// ACK and BYE for the dialog a second fork's 2xx set up.
+    fn end_fork(&mut self, now: Instant, call: CallRef, ok: &Response) {
+        let Some(d) = self.calls.get(&call) else {
+            return;
+        };
+        let mut fork = Dialog {
+            role: d.role,
+            state: State::Confirmed,
+            call_id: d.call_id.clone(),
+            local_tag: d.local_tag.clone(),
+            remote_tag: ok.headers.to().ok().and_then(|t| t.tag),
+            local: d.local.clone(),
+            remote: d.remote.clone(),
+            remote_target: first_contact_of(&ok.headers)
+                .unwrap_or_else(|_| d.remote_target.clone()),
+            route_set: {
+                let mut routes = ok.headers.record_routes().unwrap_or_default();
+                routes.reverse();
+                routes
+            },
+            local_cseq: d.local_cseq,
+            remote_cseq: None,
+            peer: d.peer,
+            invite: None,
+            invite_key: None,
+            cancel_pending: false,
+            ack: None,
+            ok: None,
+            auth_tries: 0,
+            ended: true,
+        };
+        let seq = ok.headers.cseq().map(|c| c.seq).unwrap_or(fork.local_cseq);
+        let branch = self.branch();
+        let ack = in_dialog_request(&self.config, &fork, Method::Ack, seq, &branch);
+        let to = self.destination(&fork);
+        self.transmits.push_back(Transmit {
+            to,
+            data: ack.to_bytes(),
+        });
+        fork.local_cseq = seq + 1;
+        let branch = self.branch();
+        let bye = in_dialog_request(&self.config, &fork, Method::Bye, fork.local_cseq, &branch);
+        // Its transaction belongs to no call of ours: nothing to report.
+        let fork_ref = self.new_ref();
+        self.calls.insert(fork_ref, fork);
+        self.send_request(now, bye, to, Purpose::Bye(fork_ref));
     }
 
     fn reack(&mut self, ok: &Response) {
