@@ -702,7 +702,12 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                 }
                 (None, Some(r)) => {
                     let _ = ua.reject(now, r.call, 603);
+                    report.emit(Event::Ended {
+                        status: 603,
+                        reason: "Decline".into(),
+                    });
                     ringing = None;
+                    calls_done += 1;
                 }
                 (None, None) => {
                     if let Some(reg) = registration.take() {

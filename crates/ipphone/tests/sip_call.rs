@@ -279,3 +279,35 @@ fn only_calls_for_its_user_are_taken() {
     assert_eq!(callee.exit_code(LONG), 0);
     assert!(!events(&callee).contains(&"refused".to_owned()));
 }
+
+#[test]
+fn a_call_over_ipv6() {
+    let _one = serial();
+    let (mut callee, port) = Phone::listen_on(
+        "[::1]:0",
+        &[
+            "--auto-answer",
+            "--calls",
+            "1",
+            "--mic",
+            "null",
+            "--speaker",
+            "null",
+        ],
+    );
+    let mut caller = Phone::spawn(&[
+        "call",
+        &format!("sip:bob@[::1]:{port}"),
+        "--duration",
+        "2",
+        "--mic",
+        speech(SPEECH).to_str().unwrap(),
+        "--speaker",
+        "null",
+    ]);
+    assert_eq!(caller.exit_code(LONG), 0);
+    assert_eq!(callee.exit_code(LONG), 0);
+    assert_eq!(last(&caller, "hangup")["reason"], "duration");
+    let rtp = &last(&callee, "hangup")["rtp"];
+    assert!(rtp["packets_received"].as_u64().unwrap() > 50, "{rtp}");
+}

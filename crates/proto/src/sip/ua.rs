@@ -634,7 +634,7 @@ impl UserAgent {
             }
         }
         let Some(key) = Key::for_request(&request) else {
-            // No RFC 3261 branch: an RFC 2543 element; answer statelessly.
+            // Nothing to key a transaction on: answer statelessly.
             if request.method != Method::Ack {
                 let response = self.response(&request, 400, None);
                 self.transmits.push_back(Transmit {

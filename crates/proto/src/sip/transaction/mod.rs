@@ -28,8 +28,9 @@ use crate::sip::message::{Method, Request, Response};
 
 /// Identifies a transaction: the top Via's branch (RFC 3261 §17.1.3 and
 /// §17.2.3), its sent-by, and the method, with ACK matching the INVITE it
-/// acknowledges. Requests without an RFC 3261 branch (from RFC 2543
-/// elements) are not supported: they get no transaction.
+/// acknowledges. A request from an RFC 2543 element, whose branch lacks the
+/// magic cookie (or which has none), is keyed by what §17.2.3 matches it
+/// on instead: Call-ID, From tag, CSeq number and the top Via.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
     pub branch: String,
@@ -45,16 +46,27 @@ impl Key {
     /// belongs to.
     pub fn for_request(request: &Request) -> Option<Key> {
         let via = request.headers.top_via().ok()?;
-        if !via.has_rfc3261_branch() {
-            return None;
-        }
         let method = match &request.method {
             Method::Ack => Method::Invite,
             other => other.clone(),
         };
+        let branch = if via.has_rfc3261_branch() {
+            via.branch.clone()?.to_ascii_lowercase()
+        } else {
+            // RFC 2543: no usable branch. The To tag is left out, so that
+            // the ACK for a final response (which has one) finds its INVITE.
+            let call_id = request.headers.call_id().ok()?;
+            let from_tag = request.headers.from().ok()?.tag.unwrap_or_default();
+            let cseq = request.headers.cseq().ok()?.seq;
+            format!(
+                "rfc2543;{};{from_tag};{cseq};{}",
+                call_id.as_str(),
+                via.branch.as_deref().unwrap_or("")
+            )
+        };
         Some(Key {
             sent_by: sent_by(&via),
-            branch: via.branch?.to_ascii_lowercase(),
+            branch,
             method,
         })
     }
@@ -136,8 +148,25 @@ mod tests {
     }
 
     #[test]
-    fn a_request_without_an_rfc3261_branch_has_no_key() {
+    fn an_rfc2543_request_is_keyed_by_call_id_from_tag_and_cseq() {
         let old = request(&INVITE.replace(";branch=z9hG4bKabc", ";branch=1234"));
-        assert_eq!(Key::for_request(&old), None);
+        let key = Key::for_request(&old).unwrap();
+        let ack = request(
+            &INVITE
+                .replace(";branch=z9hG4bKabc", ";branch=1234")
+                .replace("INVITE sip", "ACK sip")
+                .replace("1 INVITE", "1 ACK")
+                .replace(
+                    "To: <sip:bob@example.com>",
+                    "To: <sip:bob@example.com>;tag=x",
+                ),
+        );
+        assert_eq!(Key::for_request(&ack), Some(key.clone()));
+        let next = request(
+            &INVITE
+                .replace(";branch=z9hG4bKabc", ";branch=1234")
+                .replace("CSeq: 1 INVITE", "CSeq: 2 INVITE"),
+        );
+        assert_ne!(Key::for_request(&next), Some(key));
     }
 }
