@@ -189,10 +189,10 @@ pub struct CallArgs {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// The call protocol the two phones use.
-    #[arg(long, value_enum, default_value = "rtp")]
+    #[arg(long, value_enum, default_value = "sip")]
     pub protocol: Protocol,
 
-    /// The codec of an RTP demo call.
+    /// The codec of a sip or rtp demo call.
     #[arg(long, value_enum, default_value = "opus")]
     pub codec: crate::rtp_call::Codec,
 
