@@ -69,6 +69,13 @@ pub enum Command {
     Relay(crate::relay::RelayArgs),
 }
 
+/// The transport of SIP's own messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SipTransport {
+    Udp,
+    Tcp,
+}
+
 /// How a call's audio travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Protocol {
@@ -168,6 +175,10 @@ pub struct CallArgs {
     /// The codec: for sip, the only one to offer (default: Opus, PCMU and PCMA); for rtp, the one to use (default opus).
     #[arg(long, value_enum)]
     pub codec: Option<crate::rtp_call::Codec>,
+
+    /// SIP: send the signalling over UDP or TCP (a target's `;transport=tcp` asks for TCP too).
+    #[arg(long, value_enum, default_value = "udp")]
+    pub transport: SipTransport,
 
     /// SIP: call through this account of the configuration file (its proxy, its credentials). Without it, a target that is a bare name or at the first account's domain goes through that account; others are called directly.
     #[arg(long, value_name = "NAME")]

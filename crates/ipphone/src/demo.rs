@@ -562,6 +562,7 @@ impl Agent {
             domain: None,
             only_user: None,
             user_agent: USER_AGENT.into(),
+            tcp: false,
             outbound_proxy: proxy,
             credentials: None,
             timers: Timers::default(),

@@ -10,6 +10,7 @@ mod events;
 mod phone;
 mod relay;
 mod rtp_call;
+mod sip_net;
 mod sip_phone;
 
 use std::process::ExitCode;

@@ -3,7 +3,7 @@
 //! ([`proto::sdp`]), with the RTP media engine ([`crate::rtp_call`]) for
 //! the audio once a call is up.
 //!
-//! One thread, one UDP socket for SIP: datagrams in, the agent's timers,
+//! One thread, one SIP port (UDP, and TCP beside it): messages in, the agent's timers,
 //! its datagrams out, its events turned into media and into what the person
 //! and the scripts see. The caller sends all its SIP to the address it
 //! dialled (as to an outbound proxy), on a connected socket, so that
@@ -24,11 +24,12 @@ use proto::sip::transaction::Timers;
 use proto::sip::ua::{CallRef, EndReason, UaConfig, UaEvent, UserAgent};
 
 use crate::call::{Call, CallEnd, MicSource};
-use crate::cli::{CallArgs, ListenArgs, exit};
+use crate::cli::{CallArgs, ListenArgs, SipTransport, exit};
 use crate::config::{Account, Config};
 use crate::events::{Event, HangupReason, Reporter};
 use crate::phone::{Interrupt, report_end};
 use crate::rtp_call::{self, Codec, RtpSetup, Signalled};
+use crate::sip_net::{Incoming, SipNet};
 
 /// How often the loop wakes when nothing happens.
 const TICK: Duration = Duration::from_millis(5);
@@ -141,13 +142,40 @@ pub fn call(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow
             .map(|pw| (account.user.clone(), Password::new(pw))),
         None => None,
     };
+    let tcp = args.transport == SipTransport::Tcp
+        || target
+            .uri
+            .transport()
+            .is_some_and(|t| t.eq_ignore_ascii_case("tcp"));
     let unspecified = unspecified_like(target.addr.ip());
     let socket = UdpSocket::bind((unspecified, 0)).context("opening the SIP socket")?;
     socket
         .connect(target.addr)
         .with_context(|| format!("cannot send to {}", target.addr))?;
+    let socket = if tcp {
+        // Over TCP the UDP socket only holds the port (and the TCP
+        // listener beside it); the connection carries the call.
+        UdpSocket::bind((socket.local_addr()?.ip(), 0)).context("opening the SIP socket")?
+    } else {
+        socket
+    };
     let local = socket.local_addr().context("reading the SIP address")?;
-    socket.set_nonblocking(true)?;
+    let mut net = SipNet::new(socket).context("opening the SIP socket")?;
+    if tcp && let Err(e) = net.connect(target.addr) {
+        let code = if e.kind() == ErrorKind::ConnectionRefused {
+            exit::REFUSED
+        } else {
+            exit::UNREACHABLE
+        };
+        report.emit(Event::Error {
+            message: format!(
+                "cannot reach {} over TCP at {}: {e}",
+                target.name(),
+                target.addr
+            ),
+        });
+        return Ok(code);
+    }
     let (rtp, rtcp) = bind_media(local.ip())?;
     let rtp_port = rtp.local_addr()?.port();
     let seed = crate::phone::seed();
@@ -158,6 +186,7 @@ pub fn call(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow
         domain: account.as_ref().map(|a| a.domain.clone()),
         only_user: None,
         user_agent: USER_AGENT.into(),
+        tcp,
         outbound_proxy: Some(target.addr),
         credentials,
         timers: Timers::default(),
@@ -185,28 +214,26 @@ pub fn call(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow
     let mut outcome: Option<(u8, Option<CallEnd>)> = None;
     let mut hung_up_at: Option<Instant> = None;
     let mut last_stats = Instant::now();
-    let mut buf = vec![0u8; 65_536];
+    let mut incoming = Vec::new();
     loop {
         let now = Instant::now();
         // SIP in.
-        loop {
-            match socket.recv(&mut buf) {
-                Ok(n) => ua.handle_datagram(now, target.addr, &buf[..n]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
-                    if outcome.is_none() && live.is_none() {
-                        report.emit(Event::Error {
-                            message: format!(
-                                "{} refused the call: nothing accepts SIP at {}",
-                                target.name(),
-                                target.addr
-                            ),
-                        });
-                        return Ok(exit::REFUSED);
-                    }
-                    break;
+        net.poll(&mut incoming);
+        for arrived in incoming.drain(..) {
+            match arrived {
+                Incoming::Datagram(from, data) => ua.handle_datagram(now, from, &data),
+                Incoming::Stream(from, item) => ua.handle_stream_item(now, from, item),
+                Incoming::Refused if outcome.is_none() && live.is_none() => {
+                    report.emit(Event::Error {
+                        message: format!(
+                            "{} refused the call: nothing accepts SIP at {}",
+                            target.name(),
+                            target.addr
+                        ),
+                    });
+                    return Ok(exit::REFUSED);
                 }
-                Err(_) => break,
+                Incoming::Refused => {}
             }
         }
         if ua.poll_timeout().is_some_and(|t| t <= now) {
@@ -359,7 +386,7 @@ pub fn call(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow
                 });
             }
         }
-        flush(&mut ua, &socket, None);
+        flush(&mut ua, &mut net);
         // The end: the media finished, and the signalling is done or has
         // had its time.
         let media_over = live.as_ref().is_none_or(Call::is_finished);
@@ -447,7 +474,10 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
         // Contact and Via need an address others can reach.
         local.set_ip(primary_address(local.ip()));
     }
-    socket.set_nonblocking(true)?;
+    let mut net = SipNet::new(socket).context("listening for SIP")?;
+    if !net.has_tcp() {
+        tracing::warn!("TCP port {} is taken: SIP over UDP only", local.port());
+    }
     let seed = crate::phone::seed();
     let credentials = match &account {
         Some(account) => account
@@ -467,13 +497,14 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
         domain: account.as_ref().map(|a| a.domain.clone()),
         only_user: args.user.clone(),
         user_agent: USER_AGENT.into(),
+        tcp: false,
         outbound_proxy: None,
         credentials,
         timers: Timers::default(),
         seed,
     });
     report.emit(Event::Listening {
-        addr: socket.local_addr()?.to_string(),
+        addr: net.local_addr()?.to_string(),
         protocol: "sip",
     });
     let mut registration = None;
@@ -489,15 +520,10 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
     let mut live: Option<(CallRef, Call, OfferAnswer)> = None;
     let mut calls_done = 0u32;
     let mut last_stats = Instant::now();
-    let mut buf = vec![0u8; 65_536];
+    let mut incoming = Vec::new();
     loop {
         let now = Instant::now();
-        for _ in 0..64 {
-            match socket.recv_from(&mut buf) {
-                Ok((n, from)) => ua.handle_datagram(now, from, &buf[..n]),
-                Err(_) => break,
-            }
-        }
+        receive(&mut ua, &mut net, &mut incoming, now);
         if ua.poll_timeout().is_some_and(|t| t <= now) {
             ua.handle_timeout(now);
         }
@@ -637,7 +663,7 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                         ),
                     });
                     if !registered_once {
-                        flush(&mut ua, &socket, None);
+                        flush(&mut ua, &mut net);
                         return Ok(exit::FAILURE);
                     }
                 }
@@ -713,7 +739,7 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                     if let Some(reg) = registration.take() {
                         ua.unregister(now, reg);
                     }
-                    linger(&mut ua, &socket, &mut buf);
+                    linger(&mut ua, &mut net);
                     return Ok(exit::OK);
                 }
             }
@@ -728,7 +754,7 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                 report_end(report, end);
                 calls_done += 1;
                 if failed {
-                    flush(&mut ua, &socket, None);
+                    flush(&mut ua, &mut net);
                     return Ok(exit::FAILURE);
                 }
             } else if last_stats.elapsed() >= STATS_EVERY {
@@ -745,13 +771,13 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                 }
             }
         }
-        flush(&mut ua, &socket, None);
+        flush(&mut ua, &mut net);
         if live.is_none() && ringing.is_none() && args.calls.is_some_and(|n| calls_done >= n) {
             // Let the last BYE or 200 be answered, then go.
             if let Some(reg) = registration.take() {
                 ua.unregister(now, reg);
             }
-            linger(&mut ua, &socket, &mut buf);
+            linger(&mut ua, &mut net);
             return Ok(exit::OK);
         }
         std::thread::sleep(TICK);
@@ -808,20 +834,31 @@ fn answer_reoffer(
 
 /// Lets what is under way finish (a BYE answered, an unregistration), for
 /// [`LINGER`] at most.
-fn linger(ua: &mut UserAgent, socket: &UdpSocket, buf: &mut [u8]) {
+fn linger(ua: &mut UserAgent, net: &mut SipNet) {
     let deadline = Instant::now() + LINGER;
-    flush(ua, socket, None);
+    let mut incoming = Vec::new();
+    flush(ua, net);
     while !ua.is_idle() && Instant::now() < deadline {
         let now = Instant::now();
-        while let Ok((n, from)) = socket.recv_from(buf) {
-            ua.handle_datagram(now, from, &buf[..n]);
-        }
+        receive(ua, net, &mut incoming, now);
         if ua.poll_timeout().is_some_and(|t| t <= now) {
             ua.handle_timeout(now);
         }
         while ua.poll_event().is_some() {}
-        flush(ua, socket, None);
+        flush(ua, net);
         std::thread::sleep(TICK);
+    }
+}
+
+/// What arrived, into the agent.
+fn receive(ua: &mut UserAgent, net: &mut SipNet, incoming: &mut Vec<Incoming>, now: Instant) {
+    net.poll(incoming);
+    for arrived in incoming.drain(..) {
+        match arrived {
+            Incoming::Datagram(from, data) => ua.handle_datagram(now, from, &data),
+            Incoming::Stream(from, item) => ua.handle_stream_item(now, from, item),
+            Incoming::Refused => {}
+        }
     }
 }
 
@@ -857,17 +894,10 @@ fn prompt() -> Receiver<bool> {
     rx
 }
 
-/// Sends what the agent has to send. A caller's socket is connected.
-fn flush(ua: &mut UserAgent, socket: &UdpSocket, _: Option<()>) {
+/// Sends what the agent has to send.
+fn flush(ua: &mut UserAgent, net: &mut SipNet) {
     while let Some(t) = ua.poll_transmit() {
-        let sent = if socket.peer_addr().is_ok() {
-            socket.send(&t.data)
-        } else {
-            socket.send_to(&t.data, t.to)
-        };
-        if let Err(e) = sent {
-            tracing::debug!("sending SIP to {} failed: {e}", t.to);
-        }
+        net.send(t);
     }
 }
 

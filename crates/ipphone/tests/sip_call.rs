@@ -311,3 +311,58 @@ fn a_call_over_ipv6() {
     let rtp = &last(&callee, "hangup")["rtp"];
     assert!(rtp["packets_received"].as_u64().unwrap() > 50, "{rtp}");
 }
+
+#[test]
+fn a_call_with_its_signalling_over_tcp() {
+    let _one = serial();
+    let dir = scratch("sip-tcp");
+    let heard = dir.join("callee.wav");
+    let (mut callee, port) = Phone::listen(&[
+        "--auto-answer",
+        "--calls",
+        "1",
+        "--mic",
+        "null",
+        "--speaker",
+        heard.to_str().unwrap(),
+    ]);
+    let mut caller = Phone::spawn(&[
+        "call",
+        &format!("sip:bob@127.0.0.1:{port}"),
+        "--transport",
+        "tcp",
+        "--duration",
+        "11",
+        "--mic",
+        speech(SPEECH).to_str().unwrap(),
+        "--speaker",
+        "null",
+    ]);
+    assert_eq!(caller.exit_code(LONG), 0);
+    assert_eq!(callee.exit_code(LONG), 0);
+    assert_eq!(last(&caller, "hangup")["reason"], "duration");
+    assert_eq!(last(&callee, "hangup")["reason"], "remote");
+    assert_speech_arrived(
+        &align_pieces(&speech(SPEECH), &heard),
+        16_000,
+        0.65,
+        0.25,
+        200.0,
+    );
+}
+
+#[test]
+fn tcp_to_a_closed_port_is_refused_at_once() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let mut caller = Phone::spawn(&[
+        "call",
+        &format!("sip:nobody@127.0.0.1:{port};transport=tcp"),
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
+    assert_eq!(caller.exit_code(LONG), 3);
+}

@@ -348,3 +348,38 @@ fn baresip_puts_ipphone_on_hold_and_back() {
     assert_eq!(callee.exit_code(LONG), 0);
     assert_eq!(last(&callee, "hangup")["reason"], "remote");
 }
+
+#[test]
+fn ipphone_calls_baresip_over_tcp() {
+    let _one = serial();
+    let dir = scratch("interop-tcp");
+    let mic = cut(SPEECH, &dir, "mic.wav");
+    let mut baresip = Baresip::start(
+        BaresipOptions::new("callee", Codec::Pcmu, &speech(SPEECH_2))
+            .length(TALK + Duration::from_secs(1)),
+    );
+    let mut caller = Phone::spawn(&[
+        "call",
+        &format!("{};transport=tcp", baresip.uri()),
+        "--codec",
+        "pcmu",
+        "--duration",
+        "20",
+        "--mic",
+        mic.to_str().unwrap(),
+        "--speaker",
+        "null",
+    ]);
+    assert_eq!(caller.exit_code(LONG), 0, "{}", baresip.log_tail(60));
+    assert_eq!(last(&caller, "hangup")["reason"], "remote");
+    baresip.wait_call_end(LONG);
+    assert!(
+        baresip.log().contains("SIP/2.0/TCP"),
+        "{}",
+        baresip.log_tail(60)
+    );
+    let recording = baresip
+        .recording()
+        .unwrap_or_else(|| panic!("baresip recorded nothing:\n{}", baresip.log_tail(60)));
+    check(&mic, &recording, "PCMU over SIP/TCP: ipphone -> baresip");
+}

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ipphone_proto::sip::message::{Message, SipUri, Uri};
+use ipphone_proto::sip::message::{Message, SipUri, StreamItem, Uri};
 use ipphone_proto::sip::transaction::Timers;
 use ipphone_proto::sip::ua::{CallRef, EndReason, UaConfig, UaEvent, UserAgent};
 use netsim::{Link, LinkConfig};
@@ -26,6 +26,7 @@ fn agent(n: u8, user: &str) -> UserAgent {
         domain: None,
         only_user: None,
         user_agent: "ipphone-test".into(),
+        tcp: false,
         outbound_proxy: None,
         credentials: None,
         timers: Timers::default(),
@@ -122,7 +123,12 @@ impl Net {
                 let to: u8 = to.rsplit('.').next().unwrap().parse().unwrap();
                 self.sent += 1;
                 assert!(self.sent < 10_000, "a datagram storm");
-                self.link(n, to).send(now, t.data);
+                let mut data = t.data;
+                // A stream's messages are marked, so the far end frames them.
+                if t.tcp {
+                    data.insert(0, b'T');
+                }
+                self.link(n, to).send(now, data);
             }
         }
         let keys: Vec<(u8, u8)> = self.links.iter().map(|(k, _)| *k).collect();
@@ -130,7 +136,13 @@ impl Net {
             while let Some(d) = self.link(from, to).poll_deliver(now) {
                 // Nobody at that address: the datagram is lost.
                 if let Some(agent) = self.agent_at(to) {
-                    agent.handle_datagram(now, addr(from), &d.packet);
+                    match d.packet.split_first() {
+                        Some((b'T', message)) => {
+                            let item = StreamItem::Message(Message::parse(message).unwrap());
+                            agent.handle_stream_item(now, addr(from), item);
+                        }
+                        _ => agent.handle_datagram(now, addr(from), &d.packet),
+                    }
                 }
             }
         }
@@ -615,4 +627,45 @@ fn a_reoffer_is_answered_and_the_call_goes_on() {
     assert_eq!(net.sent, sent, "retransmissions after the re-INVITE's ACK");
     assert!(!net.has(1, |e| matches!(e, UaEvent::Ended { .. })));
     assert!(!net.has(2, |e| matches!(e, UaEvent::Ended { .. })));
+}
+
+#[test]
+fn over_tcp_nothing_is_retransmitted() {
+    let mut alice = agent(1, "alice");
+    let mut bob = agent(2, "bob");
+    let tcp = |a: &mut UserAgent| {
+        let mut config = a.config().clone();
+        config.tcp = true;
+        *a = UserAgent::new(config);
+    };
+    tcp(&mut alice);
+    tcp(&mut bob);
+    let mut net = Net::new(
+        vec![(1, alice), (2, bob)],
+        LinkConfig::with_delay(Duration::from_millis(600)),
+        11,
+    );
+    let now = net.now;
+    let call = net
+        .agent(1)
+        .dial(now, uri_of(2, "bob"), addr(2), OFFER.to_vec());
+    net.run_until(Duration::from_secs(5), |e| {
+        has(e, 2, |e| matches!(e, UaEvent::Incoming { .. }))
+    });
+    let incoming = net.incoming(2).unwrap();
+    let now = net.now;
+    net.agent(2).accept(now, incoming, ANSWER.to_vec()).unwrap();
+    net.run_until(Duration::from_secs(10), |e| {
+        has(e, 1, |e| matches!(e, UaEvent::Answered { .. }))
+    });
+    let now = net.now;
+    net.agent(1).hangup(now, call).unwrap();
+    net.run(Duration::from_secs(40));
+    // INVITE, 100, 200, ACK, BYE, 200 -- and the 2xx resent once while the
+    // ACK crossed a 1.2 s round trip (the UA core resends 2xx on any
+    // transport, RFC 3261 13.3.1.4); no transaction retransmits, though
+    // T1 is far below the round trip.
+    assert!(net.sent <= 8, "{} messages", net.sent);
+    assert!(net.has(2, |e| matches!(e, UaEvent::Ended { .. })));
+    assert!(net.agent(1).is_idle() && net.agent(2).is_idle());
 }

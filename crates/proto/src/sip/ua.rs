@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use super::digest::{Challenge, DigestRequest, Password};
 use super::message::{
-    CallId, ContentType, Host, Message, Method, NameAddr, Request, Response, SipUri, Transport,
-    Uri, Via, reason_phrase,
+    CallId, ContentType, Host, Message, Method, NameAddr, PONG, Request, Response, SipUri,
+    StreamItem, Transport, Uri, Via, reason_phrase,
 };
 use super::transaction::{
     ClientEvent, ClientTransaction, Key, ServerEvent, ServerTransaction, Timers,
@@ -41,6 +41,9 @@ pub struct UaConfig {
     pub only_user: Option<String>,
     /// The User-Agent and Server header value.
     pub user_agent: String,
+    /// Send our requests over TCP (RFC 3261 §18), else UDP. Requests that
+    /// arrive over TCP are answered over TCP either way.
+    pub tcp: bool,
     /// Send every request here (a proxy), whatever its Request-URI.
     pub outbound_proxy: Option<SocketAddr>,
     /// Digest credentials for 401/407 challenges: (username, password).
@@ -74,6 +77,9 @@ pub struct RegRef(pub u64);
 pub struct Transmit {
     pub to: SocketAddr,
     pub data: Vec<u8>,
+    /// Over TCP: on the connection with `to` (opened if there is none);
+    /// else a UDP datagram.
+    pub tcp: bool,
 }
 
 /// How a call ended.
@@ -189,6 +195,8 @@ enum State {
 
 struct Dialog {
     role: Role,
+    /// Its requests and responses go over TCP.
+    tcp: bool,
     state: State,
     call_id: String,
     local_tag: String,
@@ -235,12 +243,14 @@ enum Purpose {
 struct Client {
     transaction: ClientTransaction,
     to: SocketAddr,
+    tcp: bool,
     purpose: Purpose,
 }
 
 struct Server {
     transaction: ServerTransaction,
     source: SocketAddr,
+    tcp: bool,
     call: Option<CallRef>,
 }
 
@@ -299,6 +309,7 @@ impl UserAgent {
         let remote = NameAddr::new(target.clone());
         let mut dialog = Dialog {
             role: Role::Caller,
+            tcp: self.config.tcp,
             state: State::Early,
             call_id,
             local_tag,
@@ -431,7 +442,11 @@ impl UserAgent {
         let key = self.pending_reinvite(call)?;
         let request = self.servers[&key].transaction.request().clone();
         let mut response = self.response(&request, 200, Some(call));
-        response.headers.push("Contact", self.contact().to_string());
+        response.headers.push(
+            "Contact",
+            self.contact_for(self.calls.get(&call).is_some_and(|d| d.tcp))
+                .to_string(),
+        );
         self.set_body_response(&mut response, answer);
         let data = response.to_bytes();
         let t1 = self.config.timers.t1;
@@ -520,22 +535,54 @@ impl UserAgent {
             return;
         }
         match Message::parse(data) {
-            Ok(Message::Request(request)) => self.handle_request(now, source, request),
-            Ok(Message::Response(response)) => self.handle_response(now, response),
-            Err(error) => {
-                let tag = self.token();
-                if let Some(bad) = Response::for_malformed_request(data, &error, &tag) {
-                    self.transmits.push_back(Transmit {
-                        to: source,
-                        data: bad.to_bytes(),
-                    });
-                }
-                self.events.push_back(UaEvent::Malformed {
-                    source,
-                    error: error.to_string(),
-                });
-            }
+            Ok(message) => self.handle_message(now, source, false, message),
+            Err(error) => self.handle_malformed(source, false, data, &error),
         }
+    }
+
+    /// What the stream framer of the TCP connection with `source` yielded.
+    pub fn handle_stream_item(&mut self, now: Instant, source: SocketAddr, item: StreamItem) {
+        match item {
+            StreamItem::Message(message) => self.handle_message(now, source, true, message),
+            StreamItem::Malformed { bytes, error } => {
+                self.handle_malformed(source, true, &bytes, &error)
+            }
+            // RFC 5626 §4.4.1: a ping is answered with a pong.
+            StreamItem::Ping => self.transmits.push_back(Transmit {
+                to: source,
+                data: PONG.to_vec(),
+                tcp: true,
+            }),
+            StreamItem::Pong => {}
+        }
+    }
+
+    fn handle_message(&mut self, now: Instant, source: SocketAddr, tcp: bool, message: Message) {
+        match message {
+            Message::Request(request) => self.handle_request(now, source, tcp, request),
+            Message::Response(response) => self.handle_response(now, response),
+        }
+    }
+
+    fn handle_malformed(
+        &mut self,
+        source: SocketAddr,
+        tcp: bool,
+        data: &[u8],
+        error: &super::message::ParseError,
+    ) {
+        let tag = self.token();
+        if let Some(bad) = Response::for_malformed_request(data, error, &tag) {
+            self.transmits.push_back(Transmit {
+                to: source,
+                data: bad.to_bytes(),
+                tcp,
+            });
+        }
+        self.events.push_back(UaEvent::Malformed {
+            source,
+            error: error.to_string(),
+        });
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -564,6 +611,7 @@ impl UserAgent {
                     self.transmits.push_back(Transmit {
                         to: dialog.peer,
                         data: ok.data.clone(),
+                        tcp: dialog.tcp,
                     });
                     ok.interval = (ok.interval * 2).min(self.config.timers.t2);
                     ok.next = now + ok.interval;
@@ -617,7 +665,13 @@ impl UserAgent {
 
     // ---- incoming requests ----
 
-    fn handle_request(&mut self, now: Instant, source: SocketAddr, mut request: Request) {
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        tcp: bool,
+        mut request: Request,
+    ) {
         // RFC 3581: note where it really came from.
         if let Ok(mut via) = request.headers.top_via() {
             let mut changed = false;
@@ -640,6 +694,7 @@ impl UserAgent {
                 self.transmits.push_back(Transmit {
                     to: source,
                     data: response.to_bytes(),
+                    tcp,
                 });
             }
             return;
@@ -658,7 +713,7 @@ impl UserAgent {
             self.handle_ack(&request);
             return;
         }
-        let Some(transaction) = ServerTransaction::new(request.clone(), false, self.config.timers)
+        let Some(transaction) = ServerTransaction::new(request.clone(), tcp, self.config.timers)
         else {
             return;
         };
@@ -667,11 +722,12 @@ impl UserAgent {
             Server {
                 transaction,
                 source,
+                tcp,
                 call: None,
             },
         );
         match request.method {
-            Method::Invite => self.handle_invite(now, &key, source, &request),
+            Method::Invite => self.handle_invite(now, &key, source, tcp, &request),
             Method::Bye => self.handle_bye(now, &key, &request),
             Method::Cancel => self.handle_cancel(now, &key, &request),
             Method::Options => {
@@ -699,7 +755,14 @@ impl UserAgent {
         }
     }
 
-    fn handle_invite(&mut self, now: Instant, key: &Key, source: SocketAddr, request: &Request) {
+    fn handle_invite(
+        &mut self,
+        now: Instant,
+        key: &Key,
+        source: SocketAddr,
+        tcp: bool,
+        request: &Request,
+    ) {
         let to = request.headers.to().ok();
         if to.as_ref().is_some_and(|t| t.tag.is_some()) {
             // A re-INVITE: within a dialog or for one we do not know.
@@ -765,6 +828,7 @@ impl UserAgent {
         remote.tag = None;
         let dialog = Dialog {
             role: Role::Callee,
+            tcp,
             state: State::Early,
             call_id,
             local_tag: self.token(),
@@ -886,8 +950,8 @@ impl UserAgent {
                 return;
             };
             if let Some(data) = client.transaction.poll_transmit() {
-                let to = client.to;
-                self.transmits.push_back(Transmit { to, data });
+                let (to, tcp) = (client.to, client.tcp);
+                self.transmits.push_back(Transmit { to, data, tcp });
                 continue;
             }
             let Some(event) = client.transaction.poll_event() else {
@@ -1139,7 +1203,11 @@ impl UserAgent {
             .clone();
         let mut response = self.response(&request, status, Some(call));
         if status < 300 {
-            response.headers.push("Contact", self.contact().to_string());
+            response.headers.push(
+                "Contact",
+                self.contact_for(self.calls.get(&call).is_some_and(|d| d.tcp))
+                    .to_string(),
+            );
         }
         if let Some(body) = body {
             self.set_body_response(&mut response, body);
@@ -1172,9 +1240,13 @@ impl UserAgent {
         let Some(server) = self.servers.get_mut(key) else {
             return;
         };
-        let source = server.source;
+        let (source, tcp) = (server.source, server.tcp);
         while let Some(data) = server.transaction.poll_transmit() {
-            self.transmits.push_back(Transmit { to: source, data });
+            self.transmits.push_back(Transmit {
+                to: source,
+                data,
+                tcp,
+            });
         }
         while let Some(ServerEvent::AckTimeout) = server.transaction.poll_event() {}
     }
@@ -1187,13 +1259,18 @@ impl UserAgent {
         purpose: Purpose,
     ) -> Option<Key> {
         let to = self.config.outbound_proxy.unwrap_or(to);
-        let transaction = ClientTransaction::new(now, request, false, self.config.timers)?;
+        let tcp = request
+            .headers
+            .top_via()
+            .is_ok_and(|v| v.transport == Transport::Tcp);
+        let transaction = ClientTransaction::new(now, request, tcp, self.config.timers)?;
         let key = transaction.key().clone();
         self.clients.insert(
             key.clone(),
             Client {
                 transaction,
                 to,
+                tcp,
                 purpose,
             },
         );
@@ -1246,6 +1323,7 @@ impl UserAgent {
         let user_agent = self.config.user_agent.clone();
         let branch = self.branch();
         let local = self.config.local;
+        let tcp = self.config.tcp;
         let Some(r) = self.registrations.get_mut(&reg) else {
             return;
         };
@@ -1260,7 +1338,7 @@ impl UserAgent {
                 let aor = NameAddr::new(Uri::Sip(r.aor.clone()));
                 let expires = if r.unregistering { 0 } else { r.expires };
                 Request::builder(Method::Register, registrar_uri)
-                    .via(&via(local, &branch))
+                    .via(&via(local, &branch, tcp))
                     .max_forwards(70)
                     .from(&aor.clone().with_tag(r.local_tag.clone()))
                     .to(&aor)
@@ -1273,7 +1351,7 @@ impl UserAgent {
             }
         };
         let mut request = request;
-        replace_top_via(&mut request, &via(local, &branch));
+        replace_top_via(&mut request, &via(local, &branch, tcp));
         let registrar = r.registrar;
         self.send_request(now, request, registrar, Purpose::Register(reg));
     }
@@ -1311,7 +1389,11 @@ impl UserAgent {
             format!("{} {}", cseq.seq + 1, request.method.as_str()),
         );
         let branch = self.branch();
-        replace_top_via(&mut retry, &via(self.config.local, &branch));
+        let tcp = request
+            .headers
+            .top_via()
+            .is_ok_and(|v| v.transport == Transport::Tcp);
+        replace_top_via(&mut retry, &via(self.config.local, &branch, tcp));
         Some(retry)
     }
 
@@ -1332,9 +1414,11 @@ impl UserAgent {
         }
         let to = self.config.outbound_proxy.unwrap_or(self.destination(d));
         let data = ack.to_bytes();
+        let tcp = d.tcp;
         self.transmits.push_back(Transmit {
             to,
             data: data.clone(),
+            tcp,
         });
         if let Some(d) = self.calls.get_mut(&call) {
             d.ack = Some((to, data));
@@ -1348,6 +1432,7 @@ impl UserAgent {
         };
         let mut fork = Dialog {
             role: d.role,
+            tcp: d.tcp,
             state: State::Confirmed,
             call_id: d.call_id.clone(),
             local_tag: d.local_tag.clone(),
@@ -1379,6 +1464,7 @@ impl UserAgent {
         self.transmits.push_back(Transmit {
             to,
             data: ack.to_bytes(),
+            tcp: fork.tcp,
         });
         fork.local_cseq = seq + 1;
         let branch = self.branch();
@@ -1397,8 +1483,11 @@ impl UserAgent {
         let found = self.calls.values().find(|d| {
             d.role == Role::Caller && d.call_id == call_id.as_str() && d.remote_tag == tag
         });
-        if let Some((to, data)) = found.and_then(|d| d.ack.clone()) {
-            self.transmits.push_back(Transmit { to, data });
+        if let Some(d) = found
+            && let Some((to, data)) = d.ack.clone()
+        {
+            let tcp = d.tcp;
+            self.transmits.push_back(Transmit { to, data, tcp });
         }
     }
 
@@ -1553,11 +1642,20 @@ impl UserAgent {
     }
 
     fn contact(&self) -> NameAddr {
-        NameAddr::new(Uri::Sip(
-            SipUri::new(ip_host(self.config.local.ip()))
-                .with_user(&self.config.user)
-                .with_port(self.config.local.port()),
-        ))
+        self.contact_for(self.config.tcp)
+    }
+
+    /// Our Contact, with `;transport=tcp` for a dialog over TCP.
+    fn contact_for(&self, tcp: bool) -> NameAddr {
+        let uri = SipUri::new(ip_host(self.config.local.ip()))
+            .with_user(&self.config.user)
+            .with_port(self.config.local.port());
+        let uri = if tcp {
+            uri.with_param("transport", Some("tcp"))
+        } else {
+            uri
+        };
+        NameAddr::new(Uri::Sip(uri))
     }
 
     fn new_ref(&mut self) -> CallRef {
@@ -1594,7 +1692,7 @@ fn in_dialog_request(
     let call_id = CallId::new(&d.call_id)
         .unwrap_or_else(|_| CallId::new("invalid").expect("a word is a Call-ID"));
     let mut builder = Request::builder(method.clone(), d.remote_target.clone())
-        .via(&via(config.local, branch))
+        .via(&via(config.local, branch, d.tcp))
         .max_forwards(70)
         .from(&from)
         .to(&to)
@@ -1616,8 +1714,9 @@ fn ip_host(ip: std::net::IpAddr) -> Host {
     }
 }
 
-fn via(local: SocketAddr, branch: &str) -> Via {
-    Via::new(Transport::Udp, ip_host(local.ip()), Some(local.port()))
+fn via(local: SocketAddr, branch: &str, tcp: bool) -> Via {
+    let transport = if tcp { Transport::Tcp } else { Transport::Udp };
+    Via::new(transport, ip_host(local.ip()), Some(local.port()))
         .with_branch(branch)
         .with_rport()
 }
