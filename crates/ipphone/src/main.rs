@@ -9,6 +9,7 @@ mod demo;
 mod events;
 mod phone;
 mod relay;
+mod ring;
 mod rtp_call;
 mod sip_net;
 mod sip_phone;

@@ -28,6 +28,7 @@ use crate::cli::{CallArgs, ListenArgs, SipTransport, exit};
 use crate::config::{Account, Config};
 use crate::events::{Event, HangupReason, Reporter};
 use crate::phone::{Interrupt, report_end};
+use crate::ring::Ringer;
 use crate::rtp_call::{self, Codec, RtpSetup, Signalled};
 use crate::sip_net::{Incoming, SipNet};
 
@@ -585,6 +586,11 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                             ringing = Some(Ringing {
                                 call,
                                 oa,
+                                ringer: if args.auto_answer == Some(0.0) {
+                                    None
+                                } else {
+                                    Ringer::start(&args.audio.speaker)
+                                },
                                 since: now,
                                 sdp: answer.sdp.to_string().into_bytes(),
                                 negotiated: answer.negotiated,
@@ -687,6 +693,8 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
         });
         if let Some(yes) = decision {
             let mut r = ringing.take().expect("a ringing call");
+            // The ringtone stops, and lets go of the speaker, first.
+            drop(r.ringer.take());
             if yes {
                 let (rtp, rtcp) = r.sockets.take().expect("media sockets are used once");
                 let speaker = crate::phone::numbered(&args.audio.speaker, calls_done + 1);
@@ -865,6 +873,8 @@ fn receive(ua: &mut UserAgent, net: &mut SipNet, incoming: &mut Vec<Incoming>, n
 struct Ringing {
     call: CallRef,
     oa: OfferAnswer,
+    /// The ringtone; dropping it stops it and frees the speaker.
+    ringer: Option<Ringer>,
     since: Instant,
     sdp: Vec<u8>,
     negotiated: Negotiated,

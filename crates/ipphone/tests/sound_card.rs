@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use media::audio::{MicStream, device};
-use media::dsp::correlate;
+use media::dsp::{correlate, tones};
 
 /// Set in the child process: the test to run there.
 const CHILD: &str = "IPPHONE_TEST_CHILD";
@@ -147,6 +147,67 @@ fn child_call_between_sound_devices() {
         "mouth to ear took {delay:.1} ms"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_sip_call_rings_on_the_sound_card_until_it_is_cancelled() {
+    let pulse = PrivatePulse::start("ringing", &["bell"]);
+    let out = run_child("child_rings_on_the_sound_card", &pulse.env());
+    report(&out, "child_rings_on_the_sound_card");
+}
+
+#[test]
+#[ignore = "run by a_sip_call_rings_on_the_sound_card_until_it_is_cancelled in a child process"]
+fn child_rings_on_the_sound_card() {
+    if std::env::var(CHILD).as_deref() != Ok("child_rings_on_the_sound_card") {
+        println!(
+            "runs only as a child of a_sip_call_rings_on_the_sound_card_until_it_is_cancelled"
+        );
+        return;
+    }
+    let taps = Taps::start(["bell.monitor"]);
+    let (mut callee, port) =
+        Phone::listen(&["--calls", "1", "--mic", "null", "--speaker", "pulse:bell"]);
+    let mut caller = Phone::spawn(&[
+        "call",
+        &format!("sip:bob@127.0.0.1:{port}"),
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
+    callee.wait_for("ringing", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(2_500));
+    caller.signal("INT");
+    assert_eq!(caller.exit_code(Duration::from_secs(20)), 0);
+    assert_eq!(callee.exit_code(Duration::from_secs(20)), 0);
+    std::thread::sleep(Duration::from_millis(1_000));
+    let [bell] = taps.stop();
+    let onset = bell
+        .iter()
+        .position(|s| s.unsigned_abs() > 1_000)
+        .expect("nothing rang on the speaker");
+    let rate = RATE as usize;
+    let ring = &bell[onset..(onset + rate * 3 / 2).min(bell.len())];
+    // Measured over 100 ms blocks and averaged: a capture glitch breaks the
+    // phase, which would skew one long measurement.
+    let power = |f: f64| {
+        let blocks: Vec<f64> = ring
+            .chunks_exact(rate / 10)
+            .map(|b| tones::goertzel(b, RATE, f))
+            .collect();
+        blocks.iter().sum::<f64>() / blocks.len().max(1) as f64
+    };
+    let (f440, f480, f1000) = (power(440.0), power(480.0), power(1_000.0));
+    println!("ringtone: 440 Hz {f440:.5}, 480 Hz {f480:.5}, 1000 Hz {f1000:.7}");
+    assert!(f440 > 0.002 && f480 > 0.002, "not the ringtone");
+    assert!(f1000 < f440 / 100.0, "not a clean ringtone");
+    // It stopped with the call: the last half second is quiet.
+    let tail = &bell[bell.len().saturating_sub(rate / 2)..];
+    assert!(
+        tail.iter().all(|s| s.unsigned_abs() < 300),
+        "still ringing after the caller gave up"
+    );
 }
 
 /// Where the half-second pieces of the speech lie in a recording.

@@ -3,3 +3,4 @@
 pub mod correlate;
 pub mod signal;
 pub mod stretch;
+pub mod tones;
