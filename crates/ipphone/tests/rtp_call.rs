@@ -97,16 +97,6 @@ fn call(
     (caller, callee, callee_heard, caller_heard)
 }
 
-fn last(phone: &Phone, event: &str) -> serde_json::Value {
-    phone
-        .seen
-        .iter()
-        .rev()
-        .find(|e| e["event"] == event)
-        .cloned()
-        .unwrap_or_else(|| panic!("no {event}"))
-}
-
 fn report(label: &str, sent: &Path, heard: &Path) {
     let a = align_speech(sent, heard);
     let (_, rate) = read_wav(heard);
@@ -121,14 +111,14 @@ fn report(label: &str, sent: &Path, heard: &Path) {
 fn opus_on_a_clean_path() {
     let _one = serial();
     let (caller, callee, callee_heard, caller_heard) = call("opus", &[], "rtp-opus");
-    assert_eq!(last(&caller, "hangup")["reason"], "duration");
+    assert_eq!(caller.last("hangup")["reason"], "duration");
     // The far end's RTCP BYE ends the listener's call.
-    assert_eq!(last(&callee, "hangup")["reason"], "remote");
-    let rtp = &last(&callee, "hangup")["rtp"];
+    assert_eq!(callee.last("hangup")["reason"], "remote");
+    let rtp = &callee.last("hangup")["rtp"];
     assert!(rtp["packets_received"].as_u64().unwrap() > 400, "{rtp}");
     assert_eq!(rtp["lost"], 0, "{rtp}");
     // Half-silent speech with DTX costs far less than 64 kbit/s.
-    let kbps = last(&caller, "hangup")["rtp"]["kbps_received"]
+    let kbps = caller.last("hangup")["rtp"]["kbps_received"]
         .as_f64()
         .unwrap();
     assert!(kbps < 20.0, "the DTX side sent {kbps} kbit/s");
@@ -184,7 +174,7 @@ fn opus_through_loss_and_jitter() {
         &["--loss", "10", "--jitter", "30", "--seed", "7"],
         "rtp-lossy",
     );
-    let rtp = &last(&callee, "hangup")["rtp"];
+    let rtp = &callee.last("hangup")["rtp"];
     assert!(rtp["lost"].as_i64().unwrap() > 20, "{rtp}");
     assert!(
         rtp["fec_recovered"].as_u64().unwrap() > 0,
@@ -212,7 +202,7 @@ fn nothing_listening_is_refused() {
         "null",
     ]);
     assert_eq!(caller.exit_code(LONG), 3);
-    assert_eq!(last(&caller, "hangup")["reason"], "refused");
+    assert_eq!(caller.last("hangup")["reason"], "refused");
 }
 
 #[test]
@@ -251,7 +241,7 @@ fn stun_and_garbage_before_the_call_are_ignored() {
     assert_eq!(caller.exit_code(LONG), 0);
     assert_eq!(callee.exit_code(LONG), 0);
     assert!(
-        last(&callee, "hangup")["rtp"]["packets_received"]
+        callee.last("hangup")["rtp"]["packets_received"]
             .as_u64()
             .unwrap()
             > 30
@@ -300,6 +290,6 @@ fn dtmf_digits_arrive_once_each_in_order() {
             .collect();
         assert_eq!(digits, "159#*0", "{codec}");
         // The events share the stream's sequence numbers: no audio counts as lost.
-        assert_eq!(last(&callee, "hangup")["rtp"]["lost"], 0, "{codec}");
+        assert_eq!(callee.last("hangup")["rtp"]["lost"], 0, "{codec}");
     }
 }

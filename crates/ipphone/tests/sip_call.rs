@@ -28,16 +28,6 @@ fn events(phone: &Phone) -> Vec<String> {
         .collect()
 }
 
-fn last(phone: &Phone, event: &str) -> serde_json::Value {
-    phone
-        .seen
-        .iter()
-        .rev()
-        .find(|e| e["event"] == event)
-        .cloned()
-        .unwrap_or_else(|| panic!("no {event} in {:?}", phone.seen))
-}
-
 #[test]
 fn speech_crosses_a_sip_call_both_ways() {
     let _one = serial();
@@ -80,8 +70,8 @@ fn speech_crosses_a_sip_call_both_ways() {
             ],
             "{codec}"
         );
-        assert_eq!(last(&caller, "hangup")["reason"], "duration");
-        assert_eq!(last(&callee, "hangup")["reason"], "remote");
+        assert_eq!(caller.last("hangup")["reason"], "duration");
+        assert_eq!(callee.last("hangup")["reason"], "remote");
         assert!(events(&callee).starts_with(&[
             "listening".into(),
             "incoming".into(),
@@ -133,13 +123,13 @@ fn a_second_caller_is_busy_and_the_first_call_goes_on() {
     first.wait_for("connected", LONG);
     let mut second = Phone::spawn(&["call", &target, "--mic", "null", "--speaker", "null"]);
     assert_eq!(second.exit_code(LONG), 4, "busy");
-    let ended = last(&second, "ended");
+    let ended = second.last("ended");
     assert_eq!(ended["status"], 486, "{ended}");
-    assert_eq!(last(&second, "hangup")["reason"], "busy");
+    assert_eq!(second.last("hangup")["reason"], "busy");
     assert_eq!(first.exit_code(LONG), 0);
-    assert_eq!(last(&first, "hangup")["reason"], "duration");
+    assert_eq!(first.last("hangup")["reason"], "duration");
     assert_eq!(callee.exit_code(LONG), 0);
-    assert_eq!(last(&callee, "refused")["reason"], "busy");
+    assert_eq!(callee.last("refused")["reason"], "busy");
 }
 
 #[test]
@@ -160,9 +150,9 @@ fn hanging_up_while_it_rings_cancels_the_call() {
     caller.signal("INT");
     assert_eq!(caller.exit_code(LONG), 0);
     assert_eq!(callee.exit_code(LONG), 0);
-    let ended = last(&callee, "ended");
+    let ended = callee.last("ended");
     assert_eq!(ended["status"], 487, "{ended}");
-    assert_eq!(last(&callee, "hangup")["reason"], "remote");
+    assert_eq!(callee.last("hangup")["reason"], "remote");
 }
 
 #[test]
@@ -180,7 +170,7 @@ fn an_unanswered_call_gives_up_after_its_timeout() {
         "null",
     ]);
     assert_eq!(caller.exit_code(LONG), 5, "unanswered");
-    assert_eq!(last(&caller, "hangup")["reason"], "unanswered");
+    assert_eq!(caller.last("hangup")["reason"], "unanswered");
     assert_eq!(callee.exit_code(LONG), 0);
 }
 
@@ -227,18 +217,12 @@ fn no_common_codec_is_refused_with_488() {
         "null",
     ]);
     assert_eq!(caller.exit_code(LONG), 1);
-    assert_eq!(last(&caller, "ended")["status"], 488);
-    let detail = last(&caller, "hangup")["detail"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    assert_eq!(caller.last("ended")["status"], 488);
+    let detail = caller.last("hangup")["detail"].as_str().unwrap().to_owned();
     assert!(detail.contains("no codec in common"), "{detail}");
     callee.signal("INT");
     assert_eq!(callee.exit_code(LONG), 0);
-    let error = last(&callee, "error")["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let error = callee.last("error")["message"].as_str().unwrap().to_owned();
     assert!(error.contains("opus"), "{error}");
 }
 
@@ -263,7 +247,7 @@ fn only_calls_for_its_user_are_taken() {
         "null",
     ]);
     assert_eq!(wrong.exit_code(LONG), 5);
-    assert_eq!(last(&wrong, "ended")["status"], 404);
+    assert_eq!(wrong.last("ended")["status"], 404);
     let mut right = Phone::spawn(&[
         "call",
         &format!("sip:bob@127.0.0.1:{port}"),
@@ -307,8 +291,8 @@ fn a_call_over_ipv6() {
     ]);
     assert_eq!(caller.exit_code(LONG), 0);
     assert_eq!(callee.exit_code(LONG), 0);
-    assert_eq!(last(&caller, "hangup")["reason"], "duration");
-    let rtp = &last(&callee, "hangup")["rtp"];
+    assert_eq!(caller.last("hangup")["reason"], "duration");
+    let rtp = &callee.last("hangup")["rtp"];
     assert!(rtp["packets_received"].as_u64().unwrap() > 50, "{rtp}");
 }
 
@@ -340,8 +324,8 @@ fn a_call_with_its_signalling_over_tcp() {
     ]);
     assert_eq!(caller.exit_code(LONG), 0);
     assert_eq!(callee.exit_code(LONG), 0);
-    assert_eq!(last(&caller, "hangup")["reason"], "duration");
-    assert_eq!(last(&callee, "hangup")["reason"], "remote");
+    assert_eq!(caller.last("hangup")["reason"], "duration");
+    assert_eq!(callee.last("hangup")["reason"], "remote");
     assert_speech_arrived(
         &align_pieces(&speech(SPEECH), &heard),
         16_000,

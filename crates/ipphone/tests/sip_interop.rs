@@ -26,16 +26,6 @@ fn serial() -> MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn last(phone: &Phone, event: &str) -> serde_json::Value {
-    phone
-        .seen
-        .iter()
-        .rev()
-        .find(|e| e["event"] == event)
-        .cloned()
-        .unwrap_or_else(|| panic!("no {event} in {:?}", phone.seen))
-}
-
 /// The first `TALK` of a speech file, as the microphone file ipphone plays.
 fn cut(path: &str, dir: &Path, name: &str) -> PathBuf {
     let (samples, rate) = read_wav(&speech(path));
@@ -88,7 +78,7 @@ fn ipphone_calls_baresip(codec: Codec) {
     ]);
     // baresip hangs up when its microphone file ends.
     assert_eq!(caller.exit_code(LONG), 0, "{}", baresip.log_tail(60));
-    assert_eq!(last(&caller, "hangup")["reason"], "remote");
+    assert_eq!(caller.last("hangup")["reason"], "remote");
     baresip.wait_call_end(LONG);
     let recording = baresip
         .recording()
@@ -138,7 +128,7 @@ fn baresip_calls_ipphone(codec: Codec) {
     );
     baresip.wait_call_end(LONG);
     assert_eq!(callee.exit_code(LONG), 0, "{}", baresip.log_tail(60));
-    assert_eq!(last(&callee, "hangup")["reason"], "remote");
+    assert_eq!(callee.last("hangup")["reason"], "remote");
     let recording = baresip
         .recording()
         .unwrap_or_else(|| panic!("baresip recorded nothing:\n{}", baresip.log_tail(60)));
@@ -217,8 +207,8 @@ fn two_ipphones_register_with_kamailio_and_call_by_address_of_record() {
     ]);
     assert_eq!(alice.exit_code(LONG), 0, "{}", kamailio.log_tail(40));
     assert_eq!(bob.exit_code(LONG), 0, "{}", kamailio.log_tail(40));
-    assert_eq!(last(&alice, "hangup")["reason"], "duration");
-    assert_eq!(last(&bob, "hangup")["reason"], "remote");
+    assert_eq!(alice.last("hangup")["reason"], "duration");
+    assert_eq!(bob.last("hangup")["reason"], "remote");
     // Kamailio challenged the INVITE and relayed it to bob's registration.
     let log = kamailio.log();
     assert!(log.contains("request INVITE sip:bob@"), "{log}");
@@ -243,7 +233,7 @@ fn a_wrong_password_is_reported_as_such() {
         ],
     );
     assert_eq!(bob.exit_code(LONG), 1);
-    let message = last(&bob, "error")["message"].as_str().unwrap().to_owned();
+    let message = bob.last("error")["message"].as_str().unwrap().to_owned();
     assert!(message.contains("rejected the password"), "{message}");
 }
 
@@ -270,7 +260,7 @@ fn sipp_calls_ipphone() {
     uac.assert_success();
     assert_eq!(uac.stat("SuccessfulCall"), Some(1), "{uac}");
     assert_eq!(callee.exit_code(LONG), 0);
-    assert_eq!(last(&callee, "hangup")["reason"], "remote");
+    assert_eq!(callee.last("hangup")["reason"], "remote");
 }
 
 #[test]
@@ -310,7 +300,7 @@ fn sipp_cancels_while_ipphone_rings() {
     );
     uac.assert_success();
     assert_eq!(callee.exit_code(LONG), 0);
-    assert_eq!(last(&callee, "ended")["status"], 487);
+    assert_eq!(callee.last("ended")["status"], 487);
 }
 
 #[test]
@@ -346,7 +336,7 @@ fn baresip_puts_ipphone_on_hold_and_back() {
     assert!(resumed.is_some(), "{}", baresip.log_tail(40));
     baresip.wait_call_end(LONG);
     assert_eq!(callee.exit_code(LONG), 0);
-    assert_eq!(last(&callee, "hangup")["reason"], "remote");
+    assert_eq!(callee.last("hangup")["reason"], "remote");
 }
 
 #[test]
@@ -371,7 +361,7 @@ fn ipphone_calls_baresip_over_tcp() {
         "null",
     ]);
     assert_eq!(caller.exit_code(LONG), 0, "{}", baresip.log_tail(60));
-    assert_eq!(last(&caller, "hangup")["reason"], "remote");
+    assert_eq!(caller.last("hangup")["reason"], "remote");
     baresip.wait_call_end(LONG);
     assert!(
         baresip.log().contains("SIP/2.0/TCP"),

@@ -72,6 +72,16 @@ impl Phone {
         }
     }
 
+    /// The latest event named `event` seen so far; fails the test if none.
+    pub fn last(&self, event: &str) -> Value {
+        self.seen
+            .iter()
+            .rev()
+            .find(|e| e["event"] == event)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {event} in {:?}", self.seen))
+    }
+
     /// Waits for the event named `name`, failing the test after `timeout`.
     pub fn wait_for(&mut self, name: &str, timeout: Duration) -> Value {
         self.try_wait_for(name, timeout)

@@ -117,6 +117,22 @@ impl Sipp {
     /// Starts sipp and returns once its SIP socket is bound (a UAS is then
     /// ready for calls).
     pub fn spawn(options: SippOptions) -> Sipp {
+        // The ports were free when chosen, but another process may take one
+        // before sipp binds it: then sipp exits at once, and a new block is
+        // tried.
+        for _ in 0..3 {
+            let mut sipp = Sipp::spawn_once(&options);
+            let lost_port = sipp.process.try_exit().is_some()
+                && std::fs::read_to_string(&sipp.files.errors)
+                    .is_ok_and(|e| e.contains("Unable to bind"));
+            if !lost_port {
+                return sipp;
+            }
+        }
+        Sipp::spawn_once(&options)
+    }
+
+    fn spawn_once(options: &SippOptions) -> Sipp {
         let name = match &options.scenario {
             Scenario::Uac => "uac".to_owned(),
             Scenario::Uas => "uas".to_owned(),
