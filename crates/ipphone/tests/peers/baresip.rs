@@ -172,6 +172,21 @@ impl Baresip {
     /// Starts baresip and waits until it is ready (not until it has
     /// registered or connected a call: see the `wait_*` methods).
     pub fn start(options: BaresipOptions) -> Baresip {
+        // The ports were free when chosen, but another process may take one
+        // before baresip binds it: then a new block is tried.
+        for _ in 0..2 {
+            match Baresip::start_once(&options) {
+                Ok(phone) => return phone,
+                Err(log) if log.contains("in use") => continue,
+                Err(log) => panic!("baresip did not start within {STARTUP:?}:\n{log}"),
+            }
+        }
+        Baresip::start_once(&options)
+            .unwrap_or_else(|log| panic!("baresip did not start within {STARTUP:?}:\n{log}"))
+    }
+
+    fn start_once(options: &BaresipOptions) -> Result<Baresip, String> {
+        let options = options.clone();
         let dir = ScratchDir::new(&format!("baresip-{}", options.user));
         let base = free_ports(8);
         let (sip_port, cons_port) = (base, base + 2);
@@ -198,13 +213,9 @@ impl Baresip {
         let log = dir.path().join("baresip.log");
         let mut process = PeerProcess::spawn("baresip", command, &log);
         if !process.wait_for_log("baresip is ready.", 1, STARTUP) {
-            panic!(
-                "baresip did not start within {STARTUP:?} (log {}):\n{}",
-                log.display(),
-                process.log_tail(40)
-            );
+            return Err(format!("(log {})\n{}", log.display(), process.log_tail(40)));
         }
-        Baresip {
+        Ok(Baresip {
             process,
             user: options.user,
             sip_port,
@@ -213,7 +224,7 @@ impl Baresip {
             snd,
             registered_as,
             dir,
-        }
+        })
     }
 
     /// The port of its SIP listener (UDP and TCP) on 127.0.0.1.
