@@ -67,6 +67,8 @@ pub enum Command {
     Devices,
     /// Relay UDP between two parties, adding loss, delay, jitter or a bandwidth cap.
     Relay(crate::relay::RelayArgs),
+    /// Play a call-progress tone (dial, ringback, busy, congestion, call-waiting, ringtone), or write it to a WAV file.
+    Tones(TonesArgs),
 }
 
 /// The transport of SIP's own messages.
@@ -218,6 +220,28 @@ pub struct DemoArgs {
     /// One JSON object per event on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TonesArgs {
+    /// The tone: dial, ringback, busy, congestion (reorder), call-waiting, ringtone.
+    pub name: String,
+
+    /// The country's tone plan: us, uk, de, fr, jp [default: from the locale, else us].
+    #[arg(long, value_name = "C")]
+    pub country: Option<String>,
+
+    /// How long to play it.
+    #[arg(long, value_name = "S", default_value = "5")]
+    pub seconds: f64,
+
+    /// Write it to this WAV file (8 kHz mono) instead of playing it.
+    #[arg(long, value_name = "FILE.wav")]
+    pub out: Option<PathBuf>,
+
+    /// Where to play it: `default` (the sound card) or a device name.
+    #[arg(long, value_name = "SPEC", default_value = "default", value_parser = parse_spec)]
+    pub speaker: AudioSpec,
 }
 
 fn parse_spec(s: &str) -> Result<AudioSpec, String> {

@@ -13,6 +13,7 @@ mod ring;
 mod rtp_call;
 mod sip_net;
 mod sip_phone;
+mod tones;
 
 use std::process::ExitCode;
 
@@ -50,6 +51,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Demo(args) => demo::run(args, &interrupt),
         Command::Devices => devices(),
         Command::Relay(args) => relay::run(args, &interrupt),
+        Command::Tones(args) => tones::run(args, &interrupt),
     }
 }
 

@@ -239,6 +239,34 @@ fn mono_samples(reader: hound::WavReader<BufReader<File>>) -> impl Iterator<Item
     })
 }
 
+/// Writes `samples` to `path` as a mono 16-bit WAV, through `NAME.part`
+/// renamed when complete, so `path` is never half-written.
+pub fn write_mono(path: &Path, rate: u32, samples: &[i16]) -> Result<(), AudioError> {
+    let part = part_path(path);
+    let failed = |reason: String| AudioError::WavWrite {
+        path: path.to_owned(),
+        reason,
+    };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let result = (|| {
+        let mut writer = hound::WavWriter::create(&part, spec).map_err(|e| e.to_string())?;
+        for &s in samples {
+            writer.write_sample(s).map_err(|e| e.to_string())?;
+        }
+        writer.finalize().map_err(|e| e.to_string())?;
+        std::fs::rename(&part, path).map_err(|e| e.to_string())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&part);
+    }
+    result.map_err(failed)
+}
+
 fn part_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_owned();
     name.push(".part");
