@@ -67,6 +67,8 @@ pub enum Command {
     Devices,
     /// Relay UDP between two parties, adding loss, delay, jitter or a bandwidth cap.
     Relay(crate::relay::RelayArgs),
+    /// Show the calls made and received (the history in ~/.local/state/ipphone/history.jsonl).
+    History(HistoryArgs),
     /// Play a call-progress tone (dial, ringback, busy, congestion, call-waiting, ringtone), or write it to a WAV file.
     Tones(TonesArgs),
 }
@@ -220,6 +222,21 @@ pub struct DemoArgs {
     /// One JSON object per event on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// One JSON object per call, as stored.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Only the last N calls.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+
+    /// Read this history file instead.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

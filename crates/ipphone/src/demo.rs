@@ -65,7 +65,7 @@ struct Summary {
 }
 
 pub fn run(args: DemoArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
-    let report = Reporter::new(args.json);
+    let report = Reporter::without_history(args.json);
     let rate = match args.protocol {
         Protocol::Rtp | Protocol::Sip => args.codec.sample_rate(),
         tcp => codec::rate(tcp),

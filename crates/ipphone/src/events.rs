@@ -2,9 +2,12 @@
 //! (one JSON object per line on stdout, with `--json`).
 
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+
+use crate::history::CallLog;
 
 /// Why a call ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -148,18 +151,39 @@ pub enum Event {
     },
 }
 
-/// Writes events: a line for people on stderr, and JSON on stdout if asked.
-#[derive(Debug, Clone, Copy)]
+/// Writes events: a line for people on stderr, JSON on stdout if asked, and
+/// each finished call to the call history.
+#[derive(Debug, Clone)]
 pub struct Reporter {
     json: bool,
+    history: Option<Arc<Mutex<CallLog>>>,
 }
 
 impl Reporter {
+    /// A reporter that keeps the call history at its usual place.
     pub fn new(json: bool) -> Self {
-        Self { json }
+        Self {
+            json,
+            history: Some(Arc::new(Mutex::new(CallLog::new(
+                crate::history::default_path(),
+            )))),
+        }
+    }
+
+    /// A reporter for calls that are not the user's (the demo).
+    pub fn without_history(json: bool) -> Self {
+        Self {
+            json,
+            history: None,
+        }
     }
 
     pub fn emit(&self, event: Event) {
+        if let Some(log) = &self.history
+            && let Ok(mut log) = log.lock()
+        {
+            log.observe(&event);
+        }
         if let Some(line) = human(&event) {
             eprintln!("{line}");
         }

@@ -7,6 +7,7 @@ mod codec;
 mod config;
 mod demo;
 mod events;
+mod history;
 mod phone;
 mod relay;
 mod ring;
@@ -52,6 +53,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Devices => devices(),
         Command::Relay(args) => relay::run(args, &interrupt),
         Command::Tones(args) => tones::run(args, &interrupt),
+        Command::History(args) => history::show(args.file.as_deref(), args.json, args.limit),
     }
 }
 

@@ -56,7 +56,16 @@ pub struct Phone {
 impl Phone {
     /// Starts `ipphone ARGS --json`.
     pub fn spawn(args: &[&str]) -> Phone {
-        let mut child = ipphone()
+        Phone::spawn_with_env(args, &[])
+    }
+
+    /// Starts `ipphone ARGS --json` with `env` added to its environment.
+    pub fn spawn_with_env(args: &[&str], env: &[(&str, &Path)]) -> Phone {
+        let mut command = ipphone();
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command
             .args(args)
             .arg("--json")
             .stdin(Stdio::null())
