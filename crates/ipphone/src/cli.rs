@@ -67,6 +67,8 @@ pub enum Command {
     Devices,
     /// Relay UDP between two parties, adding loss, delay, jitter or a bandwidth cap.
     Relay(crate::relay::RelayArgs),
+    /// Call the last address dialled again (any `call` options may follow).
+    Redial(RedialArgs),
     /// Show the calls made and received (the history in ~/.local/state/ipphone/history.jsonl).
     History(HistoryArgs),
     /// Play a call-progress tone (dial, ringback, busy, congestion, call-waiting, ringtone), or write it to a WAV file.
@@ -180,6 +182,18 @@ pub struct CallArgs {
     #[arg(long, value_enum)]
     pub codec: Option<crate::rtp_call::Codec>,
 
+    /// On busy, no answer or unreachable, try again up to N times.
+    #[arg(long, value_name = "N")]
+    pub redial: Option<u32>,
+
+    /// Seconds between redial attempts.
+    #[arg(long, value_name = "SECS", default_value = "10")]
+    pub every: f64,
+
+    /// Wait and dial at TIME: HH:MM[:SS] (local time, the next to come), or +SECS / +Nm / +Nh from now.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+
     /// SIP: send the signalling over UDP or TCP (a target's `;transport=tcp` asks for TCP too).
     #[arg(long, value_enum, default_value = "udp")]
     pub transport: SipTransport,
@@ -222,6 +236,17 @@ pub struct DemoArgs {
     /// One JSON object per event on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RedialArgs {
+    /// Options of `ipphone call`, e.g. --duration 30 --redial 3.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CALL OPTIONS"
+    )]
+    pub rest: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -82,6 +82,19 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         from: Option<String>,
     },
+    /// Auto-dial: the call will be tried again.
+    Redial {
+        attempt: u32,
+        of: u32,
+        /// Why: busy, no answer, refused.
+        after: &'static str,
+        in_seconds: f64,
+    },
+    /// `call --at`: waiting to dial.
+    Waiting {
+        until: String,
+        seconds: f64,
+    },
     /// SIP: registered with the account's registrar, for `expires` seconds
     /// (renewed before it lapses).
     Registered {
@@ -216,6 +229,15 @@ fn human(event: &Event) -> Option<String> {
             from: Some(from),
         } => format!("incoming call from {from} ({peer})"),
         Event::Trying { .. } => return None,
+        Event::Redial {
+            attempt,
+            of,
+            after,
+            in_seconds,
+        } => format!("{after}: trying again in {in_seconds:.0} s ({attempt} of {of})"),
+        Event::Waiting { until, seconds } => {
+            format!("waiting until {until} ({seconds:.0} s) to dial")
+        }
         Event::Hold { held: true, by } => format!("on hold ({by})"),
         Event::Hold { held: false, by } => format!("off hold ({by})"),
         Event::Registered { aor, expires } => format!("registered as {aor} ({expires} s)"),

@@ -9,6 +9,7 @@ mod demo;
 mod events;
 mod history;
 mod phone;
+mod redial;
 mod relay;
 mod ring;
 mod rtp_call;
@@ -53,6 +54,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Devices => devices(),
         Command::Relay(args) => relay::run(args, &interrupt),
         Command::Tones(args) => tones::run(args, &interrupt),
+        Command::Redial(args) => redial::run(&args.rest, &interrupt),
         Command::History(args) => history::show(args.file.as_deref(), args.json, args.limit),
     }
 }

@@ -173,6 +173,47 @@ fn accept_in_background(
 
 pub fn call(args: CallArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     let report = Reporter::new(args.audio.json);
+    if let Some(at) = &args.at {
+        let wait = match crate::redial::until(at) {
+            Ok(wait) => wait,
+            Err(message) => {
+                eprintln!("ipphone: --at {at}: {message}");
+                return Ok(exit::USAGE);
+            }
+        };
+        report.emit(Event::Waiting {
+            until: at.clone(),
+            seconds: secs(wait),
+        });
+        if !crate::redial::sleep(wait, interrupt) {
+            return Ok(exit::OK);
+        }
+    }
+    let tries = args.redial.unwrap_or(0);
+    let every = Duration::from_secs_f64(args.every.max(0.0));
+    let mut attempt = 0;
+    loop {
+        let code = call_once(&args, interrupt, &report)?;
+        // Busy, no answer, unreachable or refused: try again, if asked.
+        let again = [exit::BUSY, exit::UNREACHABLE, exit::REFUSED].contains(&code);
+        if !again || attempt >= tries {
+            return Ok(code);
+        }
+        attempt += 1;
+        report.emit(Event::Redial {
+            attempt,
+            of: tries,
+            after: crate::redial::reason(code),
+            in_seconds: secs(every),
+        });
+        if !crate::redial::sleep(every, interrupt) {
+            return Ok(code);
+        }
+    }
+}
+
+fn call_once(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow::Result<u8> {
+    let report = report.clone();
     if args.protocol == Protocol::Sip {
         check_audio(&args.audio)?;
         return crate::sip_phone::call(&args, interrupt, &report);

@@ -225,12 +225,20 @@ pub fn call(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow
                 Incoming::Datagram(from, data) => ua.handle_datagram(now, from, &data),
                 Incoming::Stream(from, item) => ua.handle_stream_item(now, from, item),
                 Incoming::Refused if outcome.is_none() && live.is_none() => {
+                    let message = format!(
+                        "{} refused the call: nothing accepts SIP at {}",
+                        target.name(),
+                        target.addr
+                    );
                     report.emit(Event::Error {
-                        message: format!(
-                            "{} refused the call: nothing accepts SIP at {}",
-                            target.name(),
-                            target.addr
-                        ),
+                        message: message.clone(),
+                    });
+                    report.emit(Event::Hangup {
+                        reason: HangupReason::Refused,
+                        detail: Some(message),
+                        seconds: 0.0,
+                        traffic: Default::default(),
+                        rtp: None,
                     });
                     return Ok(exit::REFUSED);
                 }
