@@ -15,6 +15,14 @@
 //! expires = 600                  # seconds a registration lasts
 //! ```
 //!
+//! ```toml
+//! [screening]                    # who may ring (see `screen.rs`)
+//! unknown = "ring"
+//! [[screening.rule]]
+//! pattern = "*@spam.example.com"
+//! action = "reject"
+//! ```
+//!
 //! The first account is the default. A file that does not parse is
 //! reported with its line and column; ipphone never writes this file.
 
@@ -30,6 +38,9 @@ use serde::Deserialize;
 pub struct Config {
     #[serde(default, rename = "account")]
     pub accounts: Vec<Account>,
+    /// Who may ring: see [`crate::screen::Rules`].
+    #[serde(default)]
+    pub screening: crate::screen::Rules,
 }
 
 #[derive(Clone, Deserialize)]

@@ -13,6 +13,7 @@ mod redial;
 mod relay;
 mod ring;
 mod rtp_call;
+mod screen;
 mod sip_net;
 mod sip_phone;
 mod tones;

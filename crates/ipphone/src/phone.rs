@@ -216,7 +216,7 @@ fn call_once(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyho
     let report = report.clone();
     if args.protocol == Protocol::Sip {
         check_audio(&args.audio)?;
-        return crate::sip_phone::call(&args, interrupt, &report);
+        return crate::sip_phone::call(args, interrupt, &report);
     }
     if !has_port(&args.target) {
         eprintln!(
@@ -231,7 +231,7 @@ fn call_once(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyho
         protocol: args.protocol.name(),
     });
     if args.protocol == Protocol::Rtp {
-        return call_rtp(&args, interrupt, &report);
+        return call_rtp(args, interrupt, &report);
     }
     let timeout = Duration::from_secs_f64(args.timeout.max(0.1));
     let stream = match connect(&args.target, timeout, interrupt) {

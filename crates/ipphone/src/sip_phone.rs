@@ -19,7 +19,7 @@ use proto::sdp::codec::Codec as SdpCodec;
 use proto::sdp::model::SessionDescription;
 use proto::sdp::offer_answer::{LocalMedia, Negotiated, OfferAnswer};
 use proto::sip::digest::Password;
-use proto::sip::message::{Host, SipUri, Uri};
+use proto::sip::message::{Host, Message, SipUri, StreamItem, Uri};
 use proto::sip::transaction::Timers;
 use proto::sip::ua::{CallRef, EndReason, UaConfig, UaEvent, UserAgent};
 
@@ -30,6 +30,7 @@ use crate::events::{Event, HangupReason, Reporter};
 use crate::phone::{Interrupt, report_end};
 use crate::ring::Ringer;
 use crate::rtp_call::{self, Codec, RtpSetup, Signalled};
+use crate::screen::{Action, Guard};
 use crate::sip_net::{Incoming, SipNet};
 
 /// How often the loop wakes when nothing happens.
@@ -530,9 +531,10 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
     let mut calls_done = 0u32;
     let mut last_stats = Instant::now();
     let mut incoming = Vec::new();
+    let mut guard = Guard::default();
     loop {
         let now = Instant::now();
-        receive(&mut ua, &mut net, &mut incoming, now);
+        receive(&mut ua, &mut net, &mut incoming, now, Some(&mut guard));
         if ua.poll_timeout().is_some_and(|t| t <= now) {
             ua.handle_timeout(now);
         }
@@ -546,6 +548,20 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                     ..
                 } => {
                     let peer = source.to_string();
+                    let caller_id = match &from.uri {
+                        Uri::Sip(u) => {
+                            format!("{}@{}", u.user.as_deref().unwrap_or_default(), u.host)
+                        }
+                        other => other.to_string(),
+                    };
+                    if config.screening.decide(&caller_id, source.ip()) == Action::Reject {
+                        let _ = ua.reject(now, call, config.screening.reject_status);
+                        report.emit(Event::Refused {
+                            peer: format!("{} ({peer})", from.uri),
+                            reason: "screened",
+                        });
+                        continue;
+                    }
                     if ringing.is_some() || live.is_some() {
                         let _ = ua.reject(now, call, 486);
                         report.emit(Event::Refused {
@@ -856,7 +872,7 @@ fn linger(ua: &mut UserAgent, net: &mut SipNet) {
     flush(ua, net);
     while !ua.is_idle() && Instant::now() < deadline {
         let now = Instant::now();
-        receive(ua, net, &mut incoming, now);
+        receive(ua, net, &mut incoming, now, None);
         if ua.poll_timeout().is_some_and(|t| t <= now) {
             ua.handle_timeout(now);
         }
@@ -866,13 +882,33 @@ fn linger(ua: &mut UserAgent, net: &mut SipNet) {
     }
 }
 
-/// What arrived, into the agent.
-fn receive(ua: &mut UserAgent, net: &mut SipNet, incoming: &mut Vec<Incoming>, now: Instant) {
+/// What arrived, into the agent, past the guard if there is one.
+fn receive(
+    ua: &mut UserAgent,
+    net: &mut SipNet,
+    incoming: &mut Vec<Incoming>,
+    now: Instant,
+    mut guard: Option<&mut Guard>,
+) {
     net.poll(incoming);
     for arrived in incoming.drain(..) {
         match arrived {
-            Incoming::Datagram(from, data) => ua.handle_datagram(now, from, &data),
-            Incoming::Stream(from, item) => ua.handle_stream_item(now, from, item),
+            Incoming::Datagram(from, data) => {
+                if guard.as_mut().is_none_or(|g| g.admit(now, from, &data)) {
+                    ua.handle_datagram(now, from, &data);
+                }
+            }
+            Incoming::Stream(from, item) => {
+                let admitted = match (&item, guard.as_mut()) {
+                    (StreamItem::Message(m @ Message::Request(_)), Some(g)) => {
+                        g.admit(now, from, &m.to_bytes())
+                    }
+                    _ => true,
+                };
+                if admitted {
+                    ua.handle_stream_item(now, from, item);
+                }
+            }
             Incoming::Refused => {}
         }
     }

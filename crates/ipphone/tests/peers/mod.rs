@@ -21,8 +21,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+// Each test binary uses its own subset of the peers.
+#[allow(unused_imports)]
 pub use baresip::{Baresip, BaresipOptions, Codec};
+#[allow(unused_imports)]
 pub use kamailio::Kamailio;
+#[allow(unused_imports)]
 pub use sipp::{Scenario, Sipp, SippOptions};
 
 /// The first port handed out; ports come from 21000-31999, below Linux's
