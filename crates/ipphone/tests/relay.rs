@@ -110,8 +110,11 @@ fn delay_and_jitter_are_added() {
     sorted.sort();
     let low = sorted[sorted.len() / 50].as_secs_f64() * 1000.0;
     let high = sorted[sorted.len() * 49 / 50].as_secs_f64() * 1000.0;
+    // Jitter of ±10 ms that keeps the order piles packets sent close
+    // together behind the slowest: the spread is narrower than 20 ms, and
+    // a loaded machine adds its own, but it is there.
     assert!(
-        low >= 29.0 && high <= 60.0 && high - low >= 10.0,
+        low >= 29.0 && high <= 60.0 && high - low >= 5.0,
         "delays {low:.1}..{high:.1} ms"
     );
     assert!(
