@@ -67,6 +67,8 @@ pub enum Command {
     Devices,
     /// Relay UDP between two parties, adding loss, delay, jitter or a bandwidth cap.
     Relay(crate::relay::RelayArgs),
+    /// The telephone directory: add, list, edit, remove, import and export contacts (vCard).
+    Contacts(ContactsArgs),
     /// Call the last address dialled again (any `call` options may follow).
     Redial(RedialArgs),
     /// Show the calls made and received (the history in ~/.local/state/ipphone/history.jsonl).
@@ -163,8 +165,12 @@ pub struct ListenArgs {
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_CODES)]
 pub struct CallArgs {
-    /// Whom to call: `sip:user@host[:port]`, `user@host[:port]` or `host:port` for sip; `host:port` for the others.
+    /// Whom to call: `sip:user@host[:port]`, `user@host[:port]` or `host:port` for sip; `host:port` for the others; or a contact's name (a unique part of it will do) or speed-dial number.
     pub target: String,
+
+    /// The contacts file to look names up in [default: ~/.config/ipphone/contacts.toml].
+    #[arg(long, value_name = "FILE")]
+    pub contacts: Option<PathBuf>,
 
     /// The call protocol.
     #[arg(long, value_enum, default_value = "sip")]
@@ -236,6 +242,16 @@ pub struct DemoArgs {
     /// One JSON object per event on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ContactsArgs {
+    /// The contacts file [default: ~/.config/ipphone/contacts.toml].
+    #[arg(long, value_name = "FILE", global = true)]
+    pub contacts: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: crate::contacts::ContactsCommand,
 }
 
 #[derive(Debug, Args)]

@@ -226,6 +226,7 @@ fn start_tcp(
     report.emit(Event::Incoming {
         peer: peer.to_string(),
         from: None,
+        name: None,
     });
     let callee = Call::start(incoming, setup(Role::Callee, voices.callee, &args.out));
     let caller = Call::start(
@@ -348,6 +349,7 @@ fn start_sip(
                     report.emit(Event::Incoming {
                         peer: source.to_string(),
                         from: Some(from),
+                        name: None,
                     });
                     let (rtp, rtcp) = bind_media(loopback)?;
                     let local = LocalMedia::new(loopback, rtp.local_addr()?.port());

@@ -81,6 +81,9 @@ pub enum Event {
         /// The caller's address (SIP From), with any display name.
         #[serde(skip_serializing_if = "Option::is_none")]
         from: Option<String>,
+        /// The caller's name in the contacts.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
     },
     /// Auto-dial: the call will be tried again.
     Redial {
@@ -223,11 +226,24 @@ fn human(event: &Event) -> Option<String> {
     Some(match event {
         Event::Listening { addr, protocol } => format!("listening on {addr} ({protocol})"),
         Event::Dialing { target, protocol } => format!("calling {target} ({protocol})"),
-        Event::Incoming { peer, from: None } => format!("incoming call from {peer}"),
+        Event::Incoming {
+            peer,
+            from: None,
+            name: None,
+        } => format!("incoming call from {peer}"),
         Event::Incoming {
             peer,
             from: Some(from),
+            name: None,
         } => format!("incoming call from {from} ({peer})"),
+        Event::Incoming {
+            name: Some(name),
+            from,
+            peer,
+        } => format!(
+            "incoming call from {name}, {}",
+            from.as_deref().unwrap_or(peer)
+        ),
         Event::Trying { .. } => return None,
         Event::Redial {
             attempt,

@@ -121,7 +121,7 @@ impl CallLog {
                     status: None,
                 });
             }
-            Event::Incoming { peer, from } => {
+            Event::Incoming { peer, from, .. } => {
                 self.current = Some(Pending {
                     time: now(),
                     direction: "in",
@@ -298,6 +298,7 @@ mod tests {
         log.observe(&Event::Incoming {
             peer: "192.0.2.9:5060".into(),
             from: Some("sip:carol@example.com".into()),
+            name: None,
         });
         log.observe(&Event::Ended {
             status: 487,

@@ -5,6 +5,7 @@ mod call;
 mod cli;
 mod codec;
 mod config;
+mod contacts;
 mod demo;
 mod events;
 mod history;
@@ -55,6 +56,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Devices => devices(),
         Command::Relay(args) => relay::run(args, &interrupt),
         Command::Tones(args) => tones::run(args, &interrupt),
+        Command::Contacts(args) => contacts::run(args.command, args.contacts.as_deref()),
         Command::Redial(args) => redial::run(&args.rest, &interrupt),
         Command::History(args) => history::show(args.file.as_deref(), args.json, args.limit),
     }

@@ -58,6 +58,11 @@ pub fn listen(args: ListenArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     }
     let bind = args.bind.unwrap_or(DEFAULT_BIND);
     let listener = TcpListener::bind(bind).with_context(|| format!("cannot listen on {bind}"))?;
+    // Callers known by their address get their name shown.
+    let book = match crate::contacts::default_path() {
+        Some(path) => crate::contacts::Book::load(&path)?,
+        None => crate::contacts::Book::default(),
+    };
     let local = listener
         .local_addr()
         .context("reading the listening address")?;
@@ -83,6 +88,7 @@ pub fn listen(args: ListenArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
                     report.emit(Event::Incoming {
                         peer: peer.to_string(),
                         from: None,
+                        name: crate::contacts::name_for(&book, &peer.to_string()),
                     });
                     let speaker = numbered(&args.audio.speaker, calls_done + 1);
                     let setup = CallSetup {
@@ -171,8 +177,34 @@ fn accept_in_background(
     rx
 }
 
-pub fn call(args: CallArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
+pub fn call(mut args: CallArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     let report = Reporter::new(args.audio.json);
+    // A name or a speed-dial number: the contact's first address.
+    if !args.target.contains([':', '@', '.', '['])
+        && let Some(path) = args.contacts.clone().or_else(crate::contacts::default_path)
+    {
+        let book = crate::contacts::Book::load(&path)?;
+        match crate::contacts::resolve(&book, &args.target) {
+            crate::contacts::Resolution::Found(contact) => {
+                if let Some(address) = contact.addresses.first() {
+                    eprintln!("calling {} at {}", contact.name, address.address);
+                    args.target = address.address.clone();
+                    args.protocol = address.protocol;
+                }
+            }
+            crate::contacts::Resolution::Ambiguous(contacts) => {
+                let names: Vec<&str> = contacts.iter().map(|c| c.name.as_str()).collect();
+                eprintln!(
+                    "ipphone: {} could be {}: say which",
+                    args.target,
+                    names.join(", ")
+                );
+                return Ok(exit::USAGE);
+            }
+            // Not a contact: a user of the SIP account, if there is one.
+            crate::contacts::Resolution::NotFound => {}
+        }
+    }
     if let Some(at) = &args.at {
         let wait = match crate::redial::until(at) {
             Ok(wait) => wait,
@@ -364,6 +396,7 @@ fn listen_rtp(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
         report.emit(Event::Incoming {
             peer: "rtp".into(),
             from: None,
+            name: None,
         });
         let end = supervise(call, None, None, interrupt, report);
         let failed = end.reason == HangupReason::Error;

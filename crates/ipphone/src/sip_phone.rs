@@ -26,6 +26,7 @@ use proto::sip::ua::{CallRef, EndReason, UaConfig, UaEvent, UserAgent};
 use crate::call::{Call, CallEnd, MicSource};
 use crate::cli::{CallArgs, ListenArgs, SipTransport, exit};
 use crate::config::{Account, Config};
+use crate::contacts::Screen;
 use crate::events::{Event, HangupReason, Reporter};
 use crate::phone::{Interrupt, report_end};
 use crate::ring::Ringer;
@@ -476,6 +477,11 @@ fn failure(
 pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow::Result<u8> {
     let config = Config::load(args.config.as_deref())?;
     let account = config.account(args.account.as_deref())?.cloned();
+    // Callers' names, and per-contact screening.
+    let book = match crate::contacts::default_path() {
+        Some(path) => crate::contacts::Book::load(&path)?,
+        None => crate::contacts::Book::default(),
+    };
     let bind = args.bind.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 5060)));
     let socket =
         UdpSocket::bind(bind).with_context(|| format!("cannot listen for SIP on {bind}"))?;
@@ -554,7 +560,14 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                         }
                         other => other.to_string(),
                     };
-                    if config.screening.decide(&caller_id, source.ip()) == Action::Reject {
+                    let contact = crate::contacts::contact_for(&book, &from.uri.to_string());
+                    let screen = contact.and_then(|c| c.screen);
+                    let rejected = match screen {
+                        Some(Screen::Block) => true,
+                        Some(Screen::Allow) => false,
+                        _ => config.screening.decide(&caller_id, source.ip()) == Action::Reject,
+                    };
+                    if rejected {
                         let _ = ua.reject(now, call, config.screening.reject_status);
                         report.emit(Event::Refused {
                             peer: format!("{} ({peer})", from.uri),
@@ -577,6 +590,7 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                     report.emit(Event::Incoming {
                         peer: peer.clone(),
                         from: Some(caller),
+                        name: contact.map(|c| c.name.clone()),
                     });
                     let (rtp, rtcp) = bind_media(local.ip())?;
                     let mut media = LocalMedia::new(local.ip(), rtp.local_addr()?.port());

@@ -11,3 +11,4 @@ pub mod rtp;
 pub mod sdp;
 pub mod sip;
 pub mod stream;
+pub mod vcard;
