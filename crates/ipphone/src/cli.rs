@@ -121,6 +121,10 @@ pub struct AudioArgs {
     /// One JSON object per event on stdout; human-readable lines stay on stderr.
     #[arg(long)]
     pub json: bool,
+
+    /// The tone plan of the ringtone, ringback and busy tones on a sound-card speaker: us, uk, de, fr, jp, or off [default: from the locale].
+    #[arg(long, value_name = "COUNTRY")]
+    pub tones: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,10 @@
-//! The ringtone of an incoming call, on the sound card while it rings.
+//! Tones on the local speaker: the ringtone of an incoming call, and the
+//! ringback and busy tones a caller hears before the far end's audio.
 //!
 //! A WAV speaker is the call's recording and `null` is silence, so only a
-//! sound-card speaker rings. The tone runs on a thread of its own, which
-//! closes the device when the ringing stops, before the call opens it.
+//! sound-card speaker plays them; they never go to the far end. A tone runs
+//! on a thread of its own, which closes the device when the tone stops,
+//! before the call opens it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use media::audio::{AudioSpec, PlayoutConfig, Speaker};
-use media::dsp::tones::{Tone, ToneSpec};
+use media::dsp::tones::{Tone, ToneName, ToneSpec, plan};
 
 const RATE: u32 = 8_000;
 /// How much tone is kept queued ahead on the device.
@@ -23,8 +25,14 @@ pub struct Ringer {
 }
 
 impl Ringer {
-    /// Starts ringing on `speaker` if it is a sound card.
-    pub fn start(speaker: &AudioSpec) -> Option<Ringer> {
+    /// Plays tone `name` of `country`'s plan (`off`: none) on `speaker`,
+    /// if it is a sound card.
+    pub fn start(speaker: &AudioSpec, country: &str, name: ToneName) -> Option<Ringer> {
+        let tone = plan(country, name)?;
+        Ringer::play(speaker, tone)
+    }
+
+    fn play(speaker: &AudioSpec, tone: ToneSpec) -> Option<Ringer> {
         if !matches!(speaker, AudioSpec::Default | AudioSpec::Device(_)) {
             return None;
         }
@@ -33,7 +41,7 @@ impl Ringer {
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
             .name("ring".into())
-            .spawn(move || ring(&spec, &stopping))
+            .spawn(move || ring(&spec, tone, &stopping))
             .ok()?;
         Some(Ringer {
             stop,
@@ -51,7 +59,7 @@ impl Drop for Ringer {
     }
 }
 
-fn ring(spec: &AudioSpec, stop: &AtomicBool) {
+fn ring(spec: &AudioSpec, tone: ToneSpec, stop: &AtomicBool) {
     let mut speaker = match Speaker::open(spec, RATE, PlayoutConfig::default()) {
         Ok(speaker) => speaker,
         Err(e) => {
@@ -59,7 +67,7 @@ fn ring(spec: &AudioSpec, stop: &AtomicBool) {
             return;
         }
     };
-    let mut tone = Tone::new(ToneSpec::ringtone(), RATE);
+    let mut tone = Tone::new(tone, RATE);
     let mut frame = [0i16; RATE as usize / 50];
     while !stop.load(Ordering::Relaxed) {
         while speaker.queued_time() < AHEAD {

@@ -15,6 +15,7 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use media::dsp::tones::ToneName;
 use proto::sdp::codec::Codec as SdpCodec;
 use proto::sdp::model::SessionDescription;
 use proto::sdp::offer_answer::{LocalMedia, Negotiated, OfferAnswer};
@@ -36,6 +37,8 @@ use crate::sip_net::{Incoming, SipNet};
 
 /// How often the loop wakes when nothing happens.
 const TICK: Duration = Duration::from_millis(5);
+/// How long a caller hears the busy tone before it gives up.
+const BUSY_TONE: Duration = Duration::from_secs(3);
 /// How long a phone that hung up waits for its BYE to be answered.
 const LINGER: Duration = Duration::from_secs(4);
 const STATS_EVERY: Duration = Duration::from_secs(2);
@@ -213,6 +216,7 @@ pub fn call(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow
         offer.to_string().into_bytes(),
     );
     let mut rtp = Some((rtp, rtcp));
+    let mut ringback: Option<Ringer> = None;
     let mut live: Option<Call> = None;
     let mut outcome: Option<(u8, Option<CallEnd>)> = None;
     let mut hung_up_at: Option<Instant> = None;
@@ -252,13 +256,28 @@ pub fn call(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow
         }
         while let Some(event) = ua.poll_event() {
             match event {
-                UaEvent::Progress { status, reason, .. } if status == 180 || status == 181 => {
+                UaEvent::Progress {
+                    status,
+                    reason,
+                    body,
+                    ..
+                } if status == 180 || status == 181 => {
+                    // Ringback, unless the far end plays its own (early media).
+                    if body.is_none() && ringback.is_none() {
+                        ringback = Ringer::start(
+                            &args.audio.speaker,
+                            &tone_plan(&args.audio),
+                            ToneName::Ringback,
+                        );
+                    }
                     report.emit(Event::Ringing { status, reason })
                 }
                 UaEvent::Progress { status, reason, .. } => {
                     report.emit(Event::Trying { status, reason })
                 }
                 UaEvent::Answered { body, .. } => {
+                    // The tone stops, and lets go of the speaker, first.
+                    drop(ringback.take());
                     report.emit(Event::Answered {
                         status: 200,
                         reason: "OK".into(),
@@ -301,6 +320,18 @@ pub fn call(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow
                     }
                 }
                 UaEvent::Failed { status, reason, .. } => {
+                    drop(ringback.take());
+                    if status == 486 || status == 600 {
+                        // A moment of the busy tone, so a person hears why.
+                        let busy = Ringer::start(
+                            &args.audio.speaker,
+                            &tone_plan(&args.audio),
+                            ToneName::Busy,
+                        );
+                        if busy.is_some() {
+                            std::thread::sleep(BUSY_TONE);
+                        }
+                    }
                     report.emit(Event::Ended {
                         status,
                         reason: reason.clone(),
@@ -352,6 +383,7 @@ pub fn call(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow
         });
         if hung_up_at.is_none() && (signal || over_time || media_done || timeout) {
             hung_up_at = Some(now);
+            drop(ringback.take());
             let _ = ua.hangup(now, call);
             if let Some(media) = &live {
                 media.hang_up(if over_time {
@@ -627,7 +659,11 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                                 ringer: if args.auto_answer == Some(0.0) {
                                     None
                                 } else {
-                                    Ringer::start(&args.audio.speaker)
+                                    Ringer::start(
+                                        &args.audio.speaker,
+                                        &tone_plan(&args.audio),
+                                        ToneName::Ringtone,
+                                    )
                                 },
                                 since: now,
                                 sdp: answer.sdp.to_string().into_bytes(),
@@ -876,6 +912,14 @@ fn answer_reoffer(
             by: "remote",
         });
     }
+}
+
+/// The tone plan to use: `--tones`, else the locale's.
+fn tone_plan(audio: &crate::cli::AudioArgs) -> String {
+    audio
+        .tones
+        .clone()
+        .unwrap_or_else(|| crate::tones::default_country().to_owned())
 }
 
 /// Lets what is under way finish (a BYE answered, an unregistration), for

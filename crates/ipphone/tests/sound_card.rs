@@ -151,7 +151,7 @@ fn child_call_between_sound_devices() {
 
 #[test]
 fn a_sip_call_rings_on_the_sound_card_until_it_is_cancelled() {
-    let pulse = PrivatePulse::start("ringing", &["bell"]);
+    let pulse = PrivatePulse::start("ringing", &["bell", "back"]);
     let out = run_child("child_rings_on_the_sound_card", &pulse.env());
     report(&out, "child_rings_on_the_sound_card");
 }
@@ -165,16 +165,28 @@ fn child_rings_on_the_sound_card() {
         );
         return;
     }
-    let taps = Taps::start(["bell.monitor"]);
-    let (mut callee, port) =
-        Phone::listen(&["--calls", "1", "--mic", "null", "--speaker", "pulse:bell"]);
-    let mut caller = Phone::spawn(&[
-        "call",
-        &format!("sip:bob@127.0.0.1:{port}"),
+    // The callee's bell rings to the US plan; the caller hears the UK
+    // ringback on its own speaker.
+    let taps = Taps::start(["bell.monitor", "back.monitor"]);
+    let (mut callee, port) = Phone::listen(&[
+        "--calls",
+        "1",
+        "--tones",
+        "us",
         "--mic",
         "null",
         "--speaker",
+        "pulse:bell",
+    ]);
+    let mut caller = Phone::spawn(&[
+        "call",
+        &format!("sip:bob@127.0.0.1:{port}"),
+        "--tones",
+        "uk",
+        "--mic",
         "null",
+        "--speaker",
+        "pulse:back",
     ]);
     callee.wait_for("ringing", Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(2_500));
@@ -182,7 +194,7 @@ fn child_rings_on_the_sound_card() {
     assert_eq!(caller.exit_code(Duration::from_secs(20)), 0);
     assert_eq!(callee.exit_code(Duration::from_secs(20)), 0);
     std::thread::sleep(Duration::from_millis(1_000));
-    let [bell] = taps.stop();
+    let [bell, back] = taps.stop();
     let onset = bell
         .iter()
         .position(|s| s.unsigned_abs() > 1_000)
@@ -207,6 +219,28 @@ fn child_rings_on_the_sound_card() {
     assert!(
         tail.iter().all(|s| s.unsigned_abs() < 300),
         "still ringing after the caller gave up"
+    );
+    // The caller heard the UK ringback (400 + 450 Hz) until it gave up.
+    let onset = back
+        .iter()
+        .position(|s| s.unsigned_abs() > 1_000)
+        .expect("no ringback on the caller's speaker");
+    let ringback = &back[onset..(onset + rate * 4 / 10).min(back.len())];
+    let power = |f: f64| {
+        let blocks: Vec<f64> = ringback
+            .chunks_exact(rate / 20)
+            .map(|b| tones::goertzel(b, RATE, f))
+            .collect();
+        blocks.iter().sum::<f64>() / blocks.len().max(1) as f64
+    };
+    let (f400, f450, f1000) = (power(400.0), power(450.0), power(1_000.0));
+    println!("ringback: 400 Hz {f400:.5}, 450 Hz {f450:.5}, 1000 Hz {f1000:.7}");
+    assert!(f400 > 0.002 && f450 > 0.002, "not the UK ringback");
+    assert!(f1000 < f400 / 100.0);
+    let tail = &back[back.len().saturating_sub(rate / 2)..];
+    assert!(
+        tail.iter().all(|s| s.unsigned_abs() < 300),
+        "the ringback went on after the caller hung up"
     );
 }
 
