@@ -71,6 +71,12 @@ pub enum Command {
     Contacts(ContactsArgs),
     /// Call the last address dialled again (any `call` options may follow).
     Redial(RedialArgs),
+    /// List the messages the answering machine recorded.
+    Messages {
+        /// One JSON object per message.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the calls made and received (the history in ~/.local/state/ipphone/history.jsonl).
     History(HistoryArgs),
     /// Play a call-progress tone (dial, ringback, busy, congestion, call-waiting, ringtone), or write it to a WAV file.
@@ -157,6 +163,18 @@ pub struct ListenArgs {
     /// SIP: the configuration file [default: ~/.config/ipphone/config.toml].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// SIP: a call not answered within SECS of ringing [default: 20] goes to the answering machine (a greeting, then a message recorded to ~/.local/share/ipphone/messages).
+    #[arg(long, value_name = "SECS", num_args = 0..=1, require_equals = true, default_missing_value = "20")]
+    pub voicemail: Option<f64>,
+
+    /// SIP: the answering machine's greeting [default: a short beep].
+    #[arg(long, value_name = "FILE.wav")]
+    pub greeting: Option<PathBuf>,
+
+    /// SIP: the longest message the answering machine records, in seconds.
+    #[arg(long, value_name = "SECS", default_value = "120")]
+    pub max_message: f64,
 
     /// SIP: answer by itself, at once or after SECS seconds of ringing.
     #[arg(long, value_name = "SECS", num_args = 0..=1, require_equals = true, default_missing_value = "0")]

@@ -85,6 +85,16 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         name: Option<String>,
     },
+    /// The answering machine took the call.
+    Voicemail {
+        from: String,
+    },
+    /// A message was left.
+    Message {
+        from: String,
+        seconds: f64,
+        file: String,
+    },
     /// Auto-dial: the call will be tried again.
     Redial {
         attempt: u32,
@@ -245,6 +255,12 @@ fn human(event: &Event) -> Option<String> {
             from.as_deref().unwrap_or(peer)
         ),
         Event::Trying { .. } => return None,
+        Event::Voicemail { from } => format!("the answering machine takes the call from {from}"),
+        Event::Message {
+            from,
+            seconds,
+            file,
+        } => format!("a message from {from}, {seconds:.0} s: {file}"),
         Event::Redial {
             attempt,
             of,

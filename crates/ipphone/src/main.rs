@@ -18,6 +18,7 @@ mod screen;
 mod sip_net;
 mod sip_phone;
 mod tones;
+mod voicemail;
 
 use std::process::ExitCode;
 
@@ -57,6 +58,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Relay(args) => relay::run(args, &interrupt),
         Command::Tones(args) => tones::run(args, &interrupt),
         Command::Contacts(args) => contacts::run(args.command, args.contacts.as_deref()),
+        Command::Messages { json } => voicemail::list(json),
         Command::Redial(args) => redial::run(&args.rest, &interrupt),
         Command::History(args) => history::show(args.file.as_deref(), args.json, args.limit),
     }

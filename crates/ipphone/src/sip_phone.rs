@@ -11,10 +11,11 @@
 
 use std::io::{BufRead, ErrorKind, IsTerminal};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use media::audio::AudioSpec;
 use media::dsp::tones::ToneName;
 use proto::sdp::codec::Codec as SdpCodec;
 use proto::sdp::model::SessionDescription;
@@ -34,6 +35,7 @@ use crate::ring::Ringer;
 use crate::rtp_call::{self, Codec, RtpSetup, Signalled};
 use crate::screen::{Action, Guard};
 use crate::sip_net::{Incoming, SipNet};
+use crate::voicemail;
 
 /// How often the loop wakes when nothing happens.
 const TICK: Duration = Duration::from_millis(5);
@@ -565,7 +567,7 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
     let mut registered_once = false;
     let answers = (args.auto_answer.is_none() && std::io::stdin().is_terminal()).then(prompt);
     let mut ringing: Option<Ringing> = None;
-    let mut live: Option<(CallRef, Call, OfferAnswer)> = None;
+    let mut live: Option<(CallRef, Call, OfferAnswer, Option<Leaving>)> = None;
     let mut calls_done = 0u32;
     let mut last_stats = Instant::now();
     let mut incoming = Vec::new();
@@ -656,7 +658,11 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                             ringing = Some(Ringing {
                                 call,
                                 oa,
-                                ringer: if args.auto_answer == Some(0.0) {
+                                from: from.uri.to_string(),
+                                to_voicemail: screen == Some(Screen::Voicemail),
+                                ringer: if args.auto_answer == Some(0.0)
+                                    || screen == Some(Screen::Voicemail)
+                                {
                                     None
                                 } else {
                                     Ringer::start(
@@ -700,7 +706,7 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                         });
                         calls_done += 1;
                     }
-                    if let Some((live_call, media, _)) = &live
+                    if let Some((live_call, media, _, _)) = &live
                         && *live_call == call
                     {
                         report.emit(Event::Ended {
@@ -719,7 +725,7 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                     }
                 }
                 UaEvent::Reoffer { call, offer } => match &mut live {
-                    Some((live_call, media, oa)) if *live_call == call => {
+                    Some((live_call, media, oa, _)) if *live_call == call => {
                         answer_reoffer(&mut ua, now, call, oa, &offer, Some(&*media), report)
                     }
                     _ => {
@@ -755,17 +761,65 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
         }
         // Answering or turning away the ringing call.
         let decision = ringing.as_ref().and_then(|r| {
-            if let Some(after) = args.auto_answer
-                && now.duration_since(r.since).as_secs_f64() >= after
-            {
-                return Some(true);
+            let rang = now.duration_since(r.since).as_secs_f64();
+            if r.to_voicemail {
+                return Some(Decision::Voicemail);
+            }
+            if args.auto_answer.is_some_and(|after| rang >= after) {
+                return Some(Decision::Answer);
             }
             match answers.as_ref().map(Receiver::try_recv) {
-                Some(Ok(yes)) => Some(yes),
-                Some(Err(TryRecvError::Empty | TryRecvError::Disconnected)) | None => None,
+                Some(Ok(true)) => return Some(Decision::Answer),
+                Some(Ok(false)) => return Some(Decision::Decline),
+                _ => {}
             }
+            args.voicemail
+                .is_some_and(|after| rang >= after)
+                .then_some(Decision::Voicemail)
         });
-        if let Some(yes) = decision {
+        if decision == Some(Decision::Voicemail) {
+            let mut r = ringing.take().expect("a ringing call");
+            drop(r.ringer.take());
+            let (rtp, rtcp) = r.sockets.take().expect("media sockets are used once");
+            let started = voicemail::new_recording(&r.from).and_then(|file| {
+                let mic = voicemail::greeting(args.greeting.as_deref())?;
+                let (setup, rtcp) = media_setup(
+                    &r.negotiated,
+                    mic,
+                    AudioSpec::Wav(file.clone()),
+                    String::new(),
+                    rtcp,
+                    seed,
+                )?;
+                Ok((file, rtp_call::start_with_rtcp(rtp, rtcp, setup)))
+            });
+            match started {
+                Ok((file, media)) => {
+                    let _ = ua.accept(now, r.call, r.sdp);
+                    report.emit(Event::Voicemail {
+                        from: r.from.clone(),
+                    });
+                    report.emit(Event::Connected {
+                        peer: r.peer,
+                        protocol: "sip",
+                        role: "callee",
+                    });
+                    let leaving = Leaving {
+                        time: voicemail::now(),
+                        from: r.from,
+                        file,
+                    };
+                    live = Some((r.call, media, r.oa, Some(leaving)));
+                }
+                Err(e) => {
+                    let _ = ua.reject(now, r.call, 480);
+                    report.emit(Event::Error {
+                        message: format!("the answering machine cannot take the call: {e:#}"),
+                    });
+                }
+            }
+        } else if let Some(decision) = decision {
+            let yes = decision == Decision::Answer;
             let mut r = ringing.take().expect("a ringing call");
             // The ringtone stops, and lets go of the speaker, first.
             drop(r.ringer.take());
@@ -784,7 +838,7 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                             protocol: "sip",
                             role: "callee",
                         });
-                        live = Some((r.call, media, r.oa));
+                        live = Some((r.call, media, r.oa, None));
                     }
                     Err(e) => {
                         let _ = ua.reject(now, r.call, 500);
@@ -804,7 +858,7 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
         }
         if interrupt.take() {
             match (&live, &ringing) {
-                (Some((call, media, _)), _) => {
+                (Some((call, media, _, _)), _) => {
                     let _ = ua.hangup(now, *call);
                     media.hang_up(HangupReason::Local);
                 }
@@ -826,13 +880,38 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                 }
             }
         }
-        if let Some((call, media, _)) = &live {
+        if let Some((call, media, _, leaving)) = &live {
+            // A message has its length limit.
+            if leaving.is_some()
+                && media.elapsed().as_secs_f64() > args.max_message
+                && !media.is_finished()
+            {
+                media.hang_up(HangupReason::Duration);
+            }
             if media.is_finished() {
                 // The media ended by itself (RTCP BYE, silence): end the dialog too.
                 let _ = ua.hangup(now, *call);
-                let (_, media, _) = live.take().expect("a live call");
+                let (_, media, _, leaving) = live.take().expect("a live call");
                 let end = media.join();
                 let failed = end.reason == HangupReason::Error;
+                if let Some(leaving) = leaving {
+                    let message = voicemail::Message {
+                        time: leaving.time,
+                        from: leaving.from,
+                        seconds: (end.duration.as_secs_f64() * 10.0).round() / 10.0,
+                        file: leaving.file,
+                    };
+                    if let Err(e) = voicemail::record(&message) {
+                        report.emit(Event::Error {
+                            message: format!("cannot index the message: {e:#}"),
+                        });
+                    }
+                    report.emit(Event::Message {
+                        from: message.from.clone(),
+                        seconds: message.seconds,
+                        file: message.file.display().to_string(),
+                    });
+                }
                 report_end(report, end);
                 calls_done += 1;
                 if failed {
@@ -972,9 +1051,28 @@ fn receive(
     }
 }
 
+/// What happens to a ringing call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Answer,
+    Decline,
+    Voicemail,
+}
+
+/// A message being left on the answering machine.
+struct Leaving {
+    time: f64,
+    from: String,
+    file: std::path::PathBuf,
+}
+
 struct Ringing {
     call: CallRef,
     oa: OfferAnswer,
+    /// The caller's address.
+    from: String,
+    /// A contact marked for the answering machine: no ringing.
+    to_voicemail: bool,
     /// The ringtone; dropping it stops it and frees the speaker.
     ringer: Option<Ringer>,
     since: Instant,
