@@ -649,7 +649,7 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                                 eprintln!(
                                     "{}",
                                     if answers.is_some() {
-                                        "answer? [y]es / [n]o"
+                                        "answer? [y]es / [n]o / [v]oicemail"
                                     } else {
                                         "ringing (no terminal to answer on: use --auto-answer)"
                                     }
@@ -768,10 +768,8 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
             if args.auto_answer.is_some_and(|after| rang >= after) {
                 return Some(Decision::Answer);
             }
-            match answers.as_ref().map(Receiver::try_recv) {
-                Some(Ok(true)) => return Some(Decision::Answer),
-                Some(Ok(false)) => return Some(Decision::Decline),
-                _ => {}
+            if let Some(Ok(decision)) = answers.as_ref().map(Receiver::try_recv) {
+                return Some(decision);
             }
             args.voicemail
                 .is_some_and(|after| rang >= after)
@@ -1083,7 +1081,7 @@ struct Ringing {
 }
 
 /// Reads y/n answers from the terminal on a thread of its own.
-fn prompt() -> Receiver<bool> {
+fn prompt() -> Receiver<Decision> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("answer".into())
@@ -1091,8 +1089,9 @@ fn prompt() -> Receiver<bool> {
             for line in std::io::stdin().lock().lines() {
                 let Ok(line) = line else { break };
                 let answer = match line.trim().to_ascii_lowercase().as_str() {
-                    "y" | "yes" | "a" | "answer" => true,
-                    "n" | "no" | "r" | "reject" => false,
+                    "y" | "yes" | "a" | "answer" => Decision::Answer,
+                    "n" | "no" | "r" | "reject" => Decision::Decline,
+                    "v" | "m" | "voicemail" | "message" => Decision::Voicemail,
                     _ => continue,
                 };
                 if tx.send(answer).is_err() {

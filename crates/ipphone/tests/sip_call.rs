@@ -350,3 +350,67 @@ fn tcp_to_a_closed_port_is_refused_at_once() {
     ]);
     assert_eq!(caller.exit_code(LONG), 3);
 }
+
+/// A listener on a terminal (a pseudo-terminal that `script` makes) asks
+/// whether to answer; what is typed decides.
+fn answered_at_the_terminal(answer: &str) -> (i32, Phone) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!(
+        "{} listen --bind 127.0.0.1:{port} --calls 1 --mic null --speaker null",
+        env!("CARGO_BIN_EXE_ipphone")
+    );
+    let mut terminal = Command::new("script")
+        .args(["-q", "-c", &listen, "/dev/null"])
+        .env(
+            "XDG_CONFIG_HOME",
+            std::env::temp_dir().join("ipphone-test-no-config"),
+        )
+        .env(
+            "XDG_STATE_HOME",
+            std::env::temp_dir().join("ipphone-test-state"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("running script (util-linux)");
+    std::thread::sleep(Duration::from_millis(500));
+    let mut caller = Phone::spawn(&[
+        "call",
+        &format!("sip:bob@127.0.0.1:{port}"),
+        "--duration",
+        "1",
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
+    caller.wait_for("ringing", LONG);
+    let mut stdin = terminal.stdin.take().unwrap();
+    stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+    let code = caller.exit_code(LONG);
+    let deadline = std::time::Instant::now() + LONG;
+    while terminal.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = terminal.kill();
+    let _ = terminal.wait();
+    (code, caller)
+}
+
+#[test]
+fn the_person_at_the_terminal_answers_or_declines() {
+    let _one = serial();
+    let (code, caller) = answered_at_the_terminal("y");
+    assert_eq!(code, 0);
+    assert_eq!(caller.last("hangup")["reason"], "duration");
+    let (code, caller) = answered_at_the_terminal("n");
+    assert_eq!(code, 6, "declined");
+    assert_eq!(caller.last("ended")["status"], 603);
+}
