@@ -135,3 +135,37 @@ fn an_invite_flood_during_a_call_does_not_disturb_it() {
         200.0,
     );
 }
+
+#[test]
+fn a_blocked_sipp_caller_never_rings() {
+    let dir = scratch("screening-sipp");
+    let config = dir.join("config.toml");
+    // sipp's UAC calls from sip:sipp@127.0.0.1.
+    std::fs::write(
+        &config,
+        "[screening]\n[[screening.rule]]\npattern = \"sipp@*\"\naction = \"reject\"\n",
+    )
+    .unwrap();
+    let (mut callee, port) = Phone::listen(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--auto-answer",
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
+    let uac = Sipp::run(
+        SippOptions::new(Scenario::Uac)
+            .remote(&format!("127.0.0.1:{port}"))
+            .service("bob")
+            .timeout(Duration::from_secs(5)),
+    );
+    // sipp expected an answer and got 603: its scenario fails.
+    assert!(!uac.success(), "{uac}");
+    assert!(uac.messages.contains("SIP/2.0 603"), "{uac}");
+    callee.signal("INT");
+    assert_eq!(callee.exit_code(LONG), 0);
+    assert!(callee.seen.iter().all(|e| e["event"] != "incoming"));
+    assert_eq!(callee.last("refused")["reason"], "screened");
+}
