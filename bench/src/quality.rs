@@ -1,5 +1,6 @@
 //! The quality grid: codec x loss x jitter x seed through [`crate::grid`],
-//! scored with PESQ beside the codec's own offline round trip, and the
+//! scored with PESQ beside the codec's own offline round trip; the slow link
+//! (32 kbit/s each way), the adapting sender beside the fixed one; and the
 //! bitrate of half-silent conversation with DTX.
 
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use media::dsp::correlate;
 use media::voice::VoiceCodec;
 use serde::Serialize;
 
-use crate::grid::{self, PathSpec};
+use crate::grid::{self, PathSpec, Sender};
 
 /// One row of the grid: the mean over seeds of one codec on one path.
 #[derive(Debug, Serialize)]
@@ -31,7 +32,43 @@ pub struct GridRow {
     pub fec_percent: f64,
     /// IP + UDP + RTP, the speech's direction.
     pub wire_kbps: f64,
+    /// For the slow-link rows: what only they have.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slow_link: Option<SlowLink>,
 }
+
+/// A slow-link row's own figures. The steady state is the last of the
+/// three passes of the speech (the last 10.8 s of 32.4): PESQ, delay, and
+/// the row's late, concealed, FEC and bitrate figures are of that part.
+#[derive(Debug, Serialize)]
+pub struct SlowLink {
+    /// "adaptive" or "fixed".
+    pub sender: &'static str,
+    pub cap_kbps: f64,
+    pub queue_ms: u64,
+    /// Seconds until the media's rate on the wire (1 s average) first went
+    /// under the cap; `None` if it never did.
+    pub adapt_seconds: Option<f64>,
+    /// The lowest and highest PESQ of the seeds.
+    pub pesq_min: Option<f64>,
+    pub pesq_max: Option<f64>,
+    /// Packets lost on the link or late, of those sent in the steady state.
+    pub late_lost_percent: f64,
+    /// The same over the whole call, adaptation included.
+    pub late_lost_all_percent: f64,
+    /// 95th percentile of the one-way network delay (queue included), steady state.
+    pub network_delay_p95_ms: f64,
+    /// The sender's RTCP on the wire, same direction.
+    pub rtcp_kbps: f64,
+    /// Mean packet time, steady state.
+    pub packet_ms: f64,
+}
+
+/// The slow link: 32 kbit/s each way, a 250 ms tail-drop queue, 20 ms of
+/// propagation.
+pub const SLOW_LINK_BPS: u64 = 32_000;
+pub const SLOW_LINK_QUEUE: Duration = Duration::from_millis(250);
+pub const SLOW_LINK_DELAY: Duration = Duration::from_millis(20);
 
 /// The bitrate of speech with pauses.
 #[derive(Debug, Serialize)]
@@ -86,10 +123,7 @@ pub fn run_grid(
         jobs.push(job(&reference, &offline_path, mode));
         for loss in LOSSES {
             for jitter_ms in JITTERS_MS {
-                let path = PathSpec {
-                    loss,
-                    jitter: Duration::from_millis(jitter_ms),
-                };
+                let path = PathSpec::lossy(loss, Duration::from_millis(jitter_ms));
                 let mut runs = Vec::new();
                 for seed in 1..=seeds {
                     let out = grid::call(codec, &speech, path, seed);
@@ -110,6 +144,7 @@ pub fn run_grid(
             }
         }
     }
+    let slow = slow_link_calls(speech_16k, seeds, work, &mut jobs)?;
     let scores = pesq_scores(python, &jobs)?;
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let round = |x: f64, places: i32| (x * 10f64.powi(places)).round() / 10f64.powi(places);
@@ -149,9 +184,178 @@ pub fn run_grid(
                 ),
                 1,
             ),
+            slow_link: None,
         });
     }
+    rows.extend(slow_link_rows(slow, &scores));
     Ok(rows)
+}
+
+/// One slow-link call, waiting for its PESQ score.
+struct SlowRun {
+    job: usize,
+    delay_ms: f64,
+    outcome: grid::Outcome,
+}
+
+/// Runs the slow link with both senders and queues their PESQ jobs: Opus
+/// 24k, the speech three times over, PESQ of the last pass.
+fn slow_link_calls(
+    speech_16k: &[i16],
+    seeds: u64,
+    work: &Path,
+    jobs: &mut Vec<serde_json::Value>,
+) -> anyhow::Result<Vec<(Sender, Vec<SlowRun>)>> {
+    let codec = VoiceCodec::Opus { bitrate: 24_000 };
+    let rate = codec.sample_rate();
+    let reference = work.join("ref-slow-link.wav");
+    write_wav(&reference, speech_16k, rate)?;
+    let talk: Vec<i16> = speech_16k.repeat(3);
+    let path = PathSpec::slow_link(SLOW_LINK_BPS, SLOW_LINK_QUEUE, SLOW_LINK_DELAY);
+    let mut out = Vec::new();
+    for sender in [Sender::Adaptive, Sender::Fixed] {
+        let mut runs = Vec::new();
+        for seed in 1..=seeds {
+            let outcome = grid::call_with(codec, &talk, path, seed, sender);
+            // The last pass, found where it was played.
+            let from = (2 * speech_16k.len()).min(outcome.played.len());
+            let a = correlate::align(speech_16k, &outcome.played[from..], rate as usize / 2)
+                .context("a slow-link call played nothing like the speech")?;
+            let file = work.join(format!("slow-link-{sender:?}-{seed}.wav"));
+            write_wav(
+                &file,
+                &trim(&outcome.played[from..], a.lag, speech_16k.len()),
+                rate,
+            )?;
+            runs.push(SlowRun {
+                job: jobs.len(),
+                delay_ms: a.lag_ms(rate),
+                outcome,
+            });
+            jobs.push(job(&reference, &file, "wb"));
+        }
+        out.push((sender, runs));
+    }
+    Ok(out)
+}
+
+fn slow_link_rows(calls: Vec<(Sender, Vec<SlowRun>)>, scores: &[Option<f64>]) -> Vec<GridRow> {
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let round = |x: f64, places: i32| (x * 10f64.powi(places)).round() / 10f64.powi(places);
+    let mut rows = Vec::new();
+    for (sender, runs) in calls {
+        let over =
+            |f: &dyn Fn(&SlowRun) -> f64| round(mean(&runs.iter().map(f).collect::<Vec<_>>()), 2);
+        // The steady state: what was sent during the last pass.
+        let steady = |r: &SlowRun| Duration::from_secs_f64(r.outcome.seconds * 2.0 / 3.0);
+        let percent = |r: &SlowRun, bad: &dyn Fn(&grid::PacketFate) -> bool| {
+            let sent: Vec<_> = r.outcome.sent_after(steady(r)).collect();
+            100.0 * sent.iter().filter(|p| bad(p)).count() as f64 / sent.len().max(1) as f64
+        };
+        let kbps =
+            |r: &SlowRun, bytes: u64| bytes as f64 * 8.0 / (r.outcome.seconds / 3.0) / 1000.0;
+        let adapt: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.outcome.under_rate_at(SLOW_LINK_BPS))
+            .map(|d| d.as_secs_f64())
+            .collect();
+        let pesq: Vec<f64> = runs.iter().filter_map(|r| scores[r.job]).collect();
+        rows.push(GridRow {
+            codec: match sender {
+                Sender::Adaptive => "opus 24k, adaptive".into(),
+                Sender::Fixed => "opus 24k, fixed".into(),
+            },
+            loss_percent: 0.0,
+            jitter_ms: 0,
+            seeds: runs.len(),
+            pesq: (!pesq.is_empty()).then(|| round(mean(&pesq), 2)),
+            pesq_kind: "P.862.2 WB",
+            pesq_offline: None,
+            delay_ms: round(
+                mean(&runs.iter().map(|r| r.delay_ms).collect::<Vec<_>>()),
+                1,
+            ),
+            late_percent: over(&|r| percent(r, &|p| p.late)),
+            concealed_percent: over(&|r| percent(r, &|p| p.delay.is_none() || p.late)),
+            fec_percent: 0.0,
+            wire_kbps: round(
+                mean(
+                    &runs
+                        .iter()
+                        .map(|r| {
+                            kbps(
+                                r,
+                                r.outcome
+                                    .sent_after(steady(r))
+                                    .map(|p| u64::from(p.wire_bytes))
+                                    .sum(),
+                            )
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+                1,
+            ),
+            slow_link: Some(SlowLink {
+                sender: match sender {
+                    Sender::Adaptive => "adaptive",
+                    Sender::Fixed => "fixed",
+                },
+                cap_kbps: SLOW_LINK_BPS as f64 / 1000.0,
+                queue_ms: SLOW_LINK_QUEUE.as_millis() as u64,
+                adapt_seconds: (adapt.len() == runs.len()).then(|| round(mean(&adapt), 1)),
+                pesq_min: pesq.iter().copied().reduce(f64::min).map(|x| round(x, 2)),
+                pesq_max: pesq.iter().copied().reduce(f64::max).map(|x| round(x, 2)),
+                late_lost_percent: over(&|r| percent(r, &|p| p.delay.is_none() || p.late)),
+                late_lost_all_percent: over(&|r| {
+                    let all = &r.outcome.packets;
+                    let bad = all.iter().filter(|p| p.delay.is_none() || p.late).count();
+                    100.0 * bad as f64 / all.len().max(1) as f64
+                }),
+                network_delay_p95_ms: round(
+                    mean(
+                        &runs
+                            .iter()
+                            .map(|r| {
+                                let mut d: Vec<Duration> = r
+                                    .outcome
+                                    .sent_after(steady(r))
+                                    .filter_map(|p| p.delay)
+                                    .collect();
+                                d.sort();
+                                d.get(d.len() * 95 / 100)
+                                    .map_or(0.0, |x| x.as_secs_f64() * 1000.0)
+                            })
+                            .collect::<Vec<_>>(),
+                    ),
+                    1,
+                ),
+                rtcp_kbps: round(
+                    mean(
+                        &runs
+                            .iter()
+                            .map(|r| {
+                                r.outcome.rtcp_wire_bytes as f64 * 8.0 / r.outcome.seconds / 1000.0
+                            })
+                            .collect::<Vec<_>>(),
+                    ),
+                    1,
+                ),
+                packet_ms: round(
+                    mean(
+                        &runs
+                            .iter()
+                            .map(|r| {
+                                let sent: Vec<_> = r.outcome.sent_after(steady(r)).collect();
+                                r.outcome.seconds / 3.0 * 1000.0 / sent.len().max(1) as f64
+                            })
+                            .collect::<Vec<_>>(),
+                    ),
+                    1,
+                ),
+            }),
+        });
+    }
+    rows
 }
 
 /// Speech with pauses, about half silence, as one side of a conversation
@@ -186,15 +390,7 @@ pub fn run_conversation(speech_16k: &[i16]) -> Vec<ConversationRow> {
         ("pcmu".to_string(), VoiceCodec::Pcmu),
     ] {
         let speech = resample(&talk, codec.sample_rate());
-        let out = grid::call(
-            codec,
-            &speech,
-            PathSpec {
-                loss: 0.0,
-                jitter: Duration::ZERO,
-            },
-            1,
-        );
+        let out = grid::call(codec, &speech, PathSpec::lossy(0.0, Duration::ZERO), 1);
         rows.push(ConversationRow {
             codec: name,
             speech_seconds: round(out.seconds),
@@ -208,11 +404,14 @@ pub fn run_conversation(speech_16k: &[i16]) -> Vec<ConversationRow> {
     rows
 }
 
-fn job(reference: &Path, degraded: &Path, mode: &str) -> serde_json::Value {
+pub(crate) fn job(reference: &Path, degraded: &Path, mode: &str) -> serde_json::Value {
     serde_json::json!({ "reference": reference, "degraded": degraded, "mode": mode })
 }
 
-fn pesq_scores(python: &Path, jobs: &[serde_json::Value]) -> anyhow::Result<Vec<Option<f64>>> {
+pub(crate) fn pesq_scores(
+    python: &Path,
+    jobs: &[serde_json::Value],
+) -> anyhow::Result<Vec<Option<f64>>> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pesq_score.py");
     let mut child = Command::new(python)
         .arg(&script)
@@ -242,13 +441,13 @@ fn resample(speech_16k: &[i16], rate: u32) -> Vec<i16> {
 }
 
 /// `len` samples of `played` from `lag` on, padded with silence.
-fn trim(played: &[i16], lag: usize, len: usize) -> Vec<i16> {
+pub(crate) fn trim(played: &[i16], lag: usize, len: usize) -> Vec<i16> {
     let mut out: Vec<i16> = played.iter().skip(lag).take(len).copied().collect();
     out.resize(len, 0);
     out
 }
 
-fn write_wav(path: &Path, samples: &[i16], rate: u32) -> anyhow::Result<()> {
+pub(crate) fn write_wav(path: &Path, samples: &[i16], rate: u32) -> anyhow::Result<()> {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: rate,
@@ -286,7 +485,7 @@ pub fn markdown(grid: &[GridRow], talk: &[ConversationRow]) -> String {
          | codec | loss % | jitter ms | seeds | PESQ | kind | offline PESQ | delay ms | late % | concealed % | FEC % | kbit/s on the wire |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
-    for r in grid {
+    for r in grid.iter().filter(|r| r.slow_link.is_none()) {
         s.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.codec,
@@ -303,6 +502,7 @@ pub fn markdown(grid: &[GridRow], talk: &[ConversationRow]) -> String {
             r.wire_kbps
         ));
     }
+    s.push_str(&slow_link_markdown(grid));
     s.push_str(
         "\n## Bitrate of conversation (speech with pauses)\n\n\
          The same speech cut into 2 s pieces with 2 s of faint noise (about -60 dBFS) after \
@@ -313,6 +513,54 @@ pub fn markdown(grid: &[GridRow], talk: &[ConversationRow]) -> String {
         s.push_str(&format!(
             "| {} | {} | {} | {} | {} |\n",
             r.codec, r.speech_seconds, r.silence_percent, r.packets_per_second, r.wire_kbps
+        ));
+    }
+    s
+}
+
+fn slow_link_markdown(grid: &[GridRow]) -> String {
+    let rows: Vec<(&GridRow, &SlowLink)> = grid
+        .iter()
+        .filter_map(|r| r.slow_link.as_ref().map(|l| (r, l)))
+        .collect();
+    let Some((_, first)) = rows.first() else {
+        return String::new();
+    };
+    let opt =
+        |v: Option<f64>, places: usize| v.map_or("never".to_string(), |x| format!("{x:.places$}"));
+    let mut s = format!(
+        "\n## Slow link: {} kbit/s each way\n\n\
+         The article's slow link, as a 56K modem really carries it: {} kbit/s each way, IP and \
+         UDP headers counted, a {} ms tail-drop queue, 20 ms of propagation; the same media path \
+         and clock as above, codec2's speech three times over (32.4 s) one way. *Adaptive* is \
+         ipphone's sender: RTCP about every second with delivery feedback (one-way delay, rate \
+         received), and the rate controller setting Opus's bitrate, packet time and FEC. *Fixed* \
+         is the sender before it: Opus 24k in 20 ms packets (about 40 kbit/s on the wire), RTCP \
+         every 5 s. Steady state is the last pass of the speech (the last 10.8 s): PESQ-WB, \
+         file-to-file delay, late+lost (packets sent then that were dropped by the queue or came \
+         too late to play), the 95th percentile of the network's one-way delay, and the media's \
+         rate on the wire. Adapted: when the media's rate on the wire (1 s average) first went \
+         under the cap. RTCP is the sender's, over the whole call. Means over the seeds.\n\n\
+         | sender | seeds | PESQ-WB | min | max | delay ms | late+lost % | late+lost % whole call | network delay p95 ms | packet ms | media kbit/s on the wire | RTCP kbit/s | adapted after s |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        first.cap_kbps, first.cap_kbps, first.queue_ms
+    );
+    for (r, l) in rows {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            r.codec,
+            r.seeds,
+            opt(r.pesq, 2),
+            opt(l.pesq_min, 2),
+            opt(l.pesq_max, 2),
+            r.delay_ms,
+            l.late_lost_percent,
+            l.late_lost_all_percent,
+            l.network_delay_p95_ms,
+            l.packet_ms,
+            r.wire_kbps,
+            l.rtcp_kbps,
+            opt(l.adapt_seconds, 1),
         ));
     }
     s

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use clap::ValueEnum;
 use media::audio::{AudioSpec, PlayoutConfig, Speaker};
+use media::rate::{RateConfig, RateController};
 use media::voice::{VoiceCodec, VoiceConfig, VoiceCounts, VoiceEncoder, VoiceReceiver};
 use proto::rtp::dtmf::{DtmfReceiver, DtmfSender, TelephoneEvent, event_for_digit};
 use proto::rtp::{Pt, SeqNo, Ssrc};
@@ -38,6 +39,10 @@ const IDLE: Duration = Duration::from_millis(2);
 /// a phone sends a packet every 400 ms and RTCP every few seconds.
 const SILENCE_TIMEOUT: Duration = Duration::from_secs(15);
 const OPUS_BITRATE: u32 = 24_000;
+/// RTCP about once a second, with delivery feedback, so that the far end's
+/// rate controller hears of a queue within a few seconds (RFC 3550's 5 s
+/// minimum is for large sessions; AVPF, RFC 4585, drops it).
+const RTCP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The codec of an RTP call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -167,7 +172,6 @@ fn run(
     let codec = setup.codec;
     let rate = codec.sample_rate();
     let frame = (rate * FRAME_MS / 1000) as usize;
-    let ticks = codec.clock_rate() * FRAME_MS / 1000;
     shared
         .speaker_rate
         .store(u64::from(rate), Ordering::Relaxed);
@@ -243,12 +247,19 @@ fn run(
             first_seq: SeqNo(mix(seed, 2) as u16),
             first_timestamp: mix(seed, 3) as u32,
             cname: format!("ipphone-{:08x}@{}", mix(seed, 4) as u32, hostname()),
-            rtcp_interval: Duration::from_secs(5),
+            rtcp_interval: RTCP_INTERVAL,
+            feedback: true,
             seed: mix(seed, 5),
         },
         start,
     );
     let mut peer = setup.peer.or(first.map(|(_, from)| from));
+    // The far end's reports set our bitrate, packet time and FEC (Opus;
+    // G.711 has nothing to adapt).
+    let mut rate_control = RateController::new(RateConfig {
+        ip_udp_bytes: peer.map_or(28, |p| ip_udp_overhead(p) as u32),
+        ..RateConfig::new(OPUS_BITRATE)
+    });
     let mut last_heard = start;
     if let Some((n, _)) = first {
         shared.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
@@ -272,8 +283,14 @@ fn run(
         let now = Instant::now();
         let wall = SystemTime::now();
 
-        // Our side: every complete microphone frame goes out at once.
-        while mic.try_read(&mut pcm) {
+        // Our side: every complete microphone frame goes out at once; its
+        // length is the encoder's packet time, which the rate control sets.
+        loop {
+            pcm.resize(encoder.config().frame_samples(), 0);
+            if !mic.try_read(&mut pcm) {
+                break;
+            }
+            let ticks = encoder.config().frame_ticks();
             let n = encoder
                 .encode(&pcm, &mut packet)
                 .map_err(|e| format!("encoding failed: {e}"))?;
@@ -357,9 +374,15 @@ fn run(
                     }
                 }
                 StreamEvent::Media { .. } => {}
-                StreamEvent::Report { fraction_lost, .. } => {
-                    // The far end's loss sets how much FEC we send (RFC 7587 §3.1.1).
-                    encoder.set_expected_loss(fraction_lost);
+                StreamEvent::Report {
+                    fraction_lost, rtt, ..
+                } => {
+                    rate_control.on_report(now, fraction_lost, rtt);
+                    let _ = encoder.adapt(&rate_control.setting());
+                }
+                StreamEvent::Feedback(delivery) => {
+                    rate_control.on_feedback(now, &delivery);
+                    let _ = encoder.adapt(&rate_control.setting());
                 }
                 StreamEvent::Bye { reason } => {
                     shared.end(HangupReason::Remote, reason.filter(|r| !r.is_empty()));

@@ -8,10 +8,13 @@
 //! - [`dsp`]: test signals and measurement (cross-correlation delay).
 //! - [`voice`]: a call's audio on either side of RTP: encoder, and jitter
 //!   buffer with decoder, concealment and time-stretching.
+//! - [`rate`]: the sender's rate adaptation: Opus bitrate, packet time and
+//!   FEC from the far end's reports.
 //!
 //! This is the only ipphone crate that talks to C libraries (ALSA, LAME).
 
 pub mod audio;
 pub mod codec;
 pub mod dsp;
+pub mod rate;
 pub mod voice;

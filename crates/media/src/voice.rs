@@ -1,7 +1,10 @@
 //! A voice call's audio path on either side of RTP: the encoder that turns
 //! microphone frames into payloads, and the receiver that turns arriving
 //! payloads into a steady stream of samples for the speaker (jitter buffer,
-//! decoder, Opus FEC, concealment, time-stretching).
+//! decoder, Opus FEC, concealment, time-stretching). The encoder takes the
+//! settings of a [`crate::rate::RateController`]: Opus's bitrate, FEC and
+//! packet time follow the path; the receiver follows a change of packet time
+//! from the packets themselves.
 //!
 //! Neither reads a clock, a socket or a sound card: the call loop in the
 //! binary drives them in real time, and the bench drives the very same code
@@ -15,6 +18,7 @@ use crate::codec::error::CodecError;
 use crate::codec::g711::{G711, Law, Plc};
 use crate::codec::opus::{OpusDecoder, OpusEncoder};
 use crate::dsp::stretch::TimeStretch;
+use crate::rate::Setting;
 
 /// The codec of a voice stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +53,8 @@ impl VoiceCodec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VoiceConfig {
     pub codec: VoiceCodec,
-    /// Packetisation time: 10, 20, 40 or 60 ms.
+    /// Packetisation time: 10, 20, 40 or 60 ms. The receiver's is only where
+    /// it starts: it follows the packets.
     pub frame_ms: u32,
 }
 
@@ -93,6 +98,7 @@ impl VoiceEncoder {
         Ok(Self { inner, config })
     }
 
+    /// The settings now: `frame_ms` is the packet time of the next frame.
     pub fn config(&self) -> &VoiceConfig {
         &self.config
     }
@@ -123,6 +129,29 @@ impl VoiceEncoder {
             Encoder::Opus(encoder) => encoder.set_bitrate(bitrate),
             Encoder::G711(_) => Ok(()),
         }
+    }
+
+    /// Changes Opus's packet time (10, 20, 40 or 60 ms) from the next frame
+    /// on: the caller reads the next frame's length from
+    /// [`VoiceEncoder::config`]. G.711 keeps the one it started with.
+    pub fn set_frame_ms(&mut self, frame_ms: u32) -> Result<(), CodecError> {
+        if let Encoder::Opus(encoder) = &mut self.inner {
+            encoder.set_frame_ms(frame_ms)?;
+            self.config.frame_ms = frame_ms;
+        }
+        Ok(())
+    }
+
+    /// Takes a rate controller's setting (bitrate, packet time, FEC) for
+    /// the frames to come. G.711 has nothing to adapt.
+    pub fn adapt(&mut self, setting: &Setting) -> Result<(), CodecError> {
+        if let Encoder::Opus(encoder) = &mut self.inner {
+            encoder.set_bitrate(setting.bitrate)?;
+            encoder.set_frame_ms(setting.frame_ms)?;
+            self.config.frame_ms = setting.frame_ms;
+        }
+        self.set_expected_loss(setting.expected_loss);
+        Ok(())
     }
 }
 
@@ -203,9 +232,17 @@ impl VoiceReceiver {
     /// longer or shorter when the buffer is time-stretching) and returns how
     /// many samples it appended; never 0, so the speaker keeps time.
     pub fn pull(&mut self, now: Instant, out: &mut Vec<i16>) -> usize {
-        let frame = self.config.frame_samples();
+        let clock = u64::from(self.config.codec.clock_rate());
+        let rate = u64::from(self.config.codec.sample_rate());
+        // The frame as the packets have it, which the sender may change.
+        let frame =
+            ((self.jitter.frame_ticks() * rate / clock) as usize).clamp(1, self.decoded.len());
+        if let Decoder::Opus(decoder) = &mut self.decoder {
+            decoder.set_frame_samples(frame);
+        }
         let start = out.len();
         let decoded = &mut self.decoded;
+        let mut packet_samples = None;
         let produced = match self.jitter.pop(now) {
             Playout::Packet {
                 payload, stretch, ..
@@ -219,6 +256,7 @@ impl VoiceReceiver {
                         n
                     }
                 };
+                packet_samples = Some(n as u64);
                 apply(&mut self.stretch, stretch, &decoded[..n], out)
             }
             Playout::Lost { next, stretch, .. } => {
@@ -265,8 +303,9 @@ impl VoiceReceiver {
         } else {
             produced
         };
-        let clock = u64::from(self.config.codec.clock_rate());
-        let rate = u64::from(self.config.codec.sample_rate());
+        if let Some(n) = packet_samples.filter(|&n| n > 0) {
+            self.jitter.packet_ticks(n * clock / rate);
+        }
         self.jitter.played(produced as u64 * clock / rate);
         produced
     }
@@ -345,6 +384,74 @@ mod tests {
     #[test]
     fn pcmu_round_trip() {
         round_trip(VoiceCodec::Pcmu);
+    }
+
+    /// The sender changes its packet time mid-stream (20, 60, 40, 20 ms),
+    /// as the rate control does: the receiver follows from the packets
+    /// alone, playing every one, and the speech comes out whole.
+    #[test]
+    fn the_receiver_follows_a_change_of_packet_time() {
+        let config = VoiceConfig {
+            codec: VoiceCodec::Opus { bitrate: 20_000 },
+            frame_ms: 20,
+        };
+        let speech = test_speech(16_000, 4.0);
+        let mut encoder = VoiceEncoder::new(config).unwrap();
+        let mut receiver = VoiceReceiver::new(config).unwrap();
+        let t0 = Instant::now();
+        let (mut out, mut payload) = (Vec::new(), [0u8; 1500]);
+        let (mut at, mut seq, mut timestamp, mut n) = (0usize, 0u64, 0u64, 0usize);
+        let mut ms = 0u64;
+        loop {
+            let setting = Setting {
+                bitrate: 20_000,
+                frame_ms: [20, 60, 40, 20][(n / 15) % 4],
+                expected_loss: 0.05,
+            };
+            encoder.adapt(&setting).unwrap();
+            let frame = encoder.config().frame_samples();
+            if at + frame > speech.len() {
+                break;
+            }
+            ms += u64::from(encoder.config().frame_ms);
+            // Sent when the frame is complete, arriving 5 ms later.
+            let now = t0 + Duration::from_millis(ms + 5);
+            let len = encoder
+                .encode(&speech[at..at + frame], &mut payload)
+                .unwrap();
+            if len > 0 {
+                receiver.insert(now, seq, timestamp, &payload[..len]);
+                seq += 1;
+            }
+            timestamp += u64::from(encoder.config().frame_ticks());
+            at += frame;
+            n += 1;
+            // The speaker, in 10 ms steps up to now.
+            while out.len() < (ms as usize + 5) * 16 {
+                let step = t0 + Duration::from_millis(out.len() as u64 / 16);
+                receiver.pull(step, &mut out);
+            }
+        }
+        assert_eq!(receiver.counts().concealed, 0, "{:?}", receiver.counts());
+        // All played but the last, still in the buffer.
+        assert!(
+            seq - receiver.counts().decoded <= 1,
+            "{seq} {:?}",
+            receiver.counts()
+        );
+        // The delay moves as the packets grow and shrink (the buffer
+        // stretches to follow): a quarter of a second at a time, the speech
+        // is there.
+        let mut pieces: Vec<f64> = (1..at / 4_000 - 1)
+            .map(|i| {
+                let piece = &speech[i * 4_000..(i + 1) * 4_000];
+                correlate::align(piece, &out[i * 4_000..], 16_000 / 4)
+                    .map_or(0.0, |a| a.correlation)
+            })
+            .collect();
+        pieces.sort_by(f64::total_cmp);
+        assert!(pieces[pieces.len() / 2] > 0.8, "{pieces:?}");
+        assert_eq!(receiver.jitter().frame_ticks(), 960);
     }
 
     #[test]

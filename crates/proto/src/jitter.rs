@@ -437,6 +437,25 @@ impl JitterBuffer {
         self.played_ticks = Some(ticks);
     }
 
+    /// The decoder found that the packet just given out holds `ticks` of
+    /// audio (Opus reads it from the packet's TOC byte, RFC 6716 §3.1): that
+    /// is the frame length from now on, and the next packet is due right
+    /// after this one. So a sender that changes its packet time mid-stream
+    /// (RFC 7587 lets every packet have its own) is followed from its first
+    /// packet of the new length, rather than two packets later by
+    /// [`JitterBuffer::frame_ticks`]'s learning from timestamps.
+    pub fn packet_ticks(&mut self, ticks: u64) {
+        if ticks == 0 || ticks > self.max_frame_ticks || ticks == self.frame {
+            return;
+        }
+        if let (State::Playing { next_ts }, LastPop::Content) = (&mut self.state, self.last_pop) {
+            *next_ts = next_ts.saturating_sub(self.frame).saturating_add(ticks);
+        }
+        self.frame = ticks;
+        self.frame_learned = true;
+        self.frame_candidate = None;
+    }
+
     /// The frame length learnt from the timestamps, in ticks (20 ms until learnt).
     pub fn frame_ticks(&self) -> u64 {
         self.frame
@@ -1212,6 +1231,53 @@ mod tests {
         // A DTX step is not a frame.
         jb.insert(base + Duration::from_millis(500), 3, 4000, &[0]);
         assert_eq!(jb.frame_ticks(), 240);
+    }
+
+    /// A sender going from 20 ms packets to 60 ms and back: told each
+    /// packet's length by the decoder, the buffer plays every packet in
+    /// turn, with no concealment in between.
+    #[test]
+    fn follows_a_change_of_packet_length() {
+        let mut jb = JitterBuffer::new(JitterConfig::new(RATE));
+        let base = Instant::now();
+        // 20 ms packets, then 60 ms ones, then 20 ms again.
+        let mut packets = Vec::new();
+        let (mut ts, mut sent) = (0u64, 0u64);
+        for n in 0..60u64 {
+            let ms = if (20..40).contains(&n) { 60 } else { 20 };
+            sent += ms;
+            packets.push((n, ts, ms, base + Duration::from_millis(sent + 10)));
+            ts += ms * 48;
+        }
+        let mut next = 0;
+        let mut playing = Vec::new();
+        let mut now = base;
+        let mut concealed = 0;
+        while now < base + Duration::from_millis(sent + 500) {
+            while next < packets.len() && packets[next].3 <= now {
+                let (seq, ts, ..) = packets[next];
+                jb.insert(now, seq, ts, &[seq as u8]);
+                next += 1;
+            }
+            let played = match jb.pop(now) {
+                Playout::Packet { payload, .. } => {
+                    let ms = packets[usize::from(payload[0])].2;
+                    playing.push(payload[0]);
+                    jb.packet_ticks(ms * 48);
+                    ms * 48
+                }
+                Playout::Lost { .. } => {
+                    concealed += 1;
+                    jb.frame_ticks()
+                }
+                Playout::Empty => 960,
+            };
+            jb.played(played);
+            now += Duration::from_millis(played / 48);
+        }
+        assert_eq!(concealed, 0);
+        assert_eq!(playing, (0..60).collect::<Vec<u8>>());
+        assert_eq!(jb.frame_ticks(), 960);
     }
 
     #[test]

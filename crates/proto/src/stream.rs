@@ -1,6 +1,8 @@
 //! One RTP audio stream, both directions (RFC 3550): packetising what the
 //! encoder makes, validating and accounting for what arrives, and the RTCP
-//! that goes with it (SR/RR with SDES, BYE, round-trip time).
+//! that goes with it (SR/RR with SDES, BYE, round-trip time), and, when
+//! asked, delivery feedback for a sender that adapts its rate
+//! ([`crate::rtp::feedback`]).
 //!
 //! Sans-IO: datagrams, the time (`Instant`) and the wall clock (`SystemTime`,
 //! for RTCP's NTP fields) go in; datagrams to send, events and the next
@@ -10,9 +12,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::rtp::feedback::{self, Delivery, DeliveryReport, DeliveryTracker, SendHistory};
 use crate::rtp::header::{Demux, RtpPacket, demux};
 use crate::rtp::rtcp::{
-    Bye, NtpTime, ReceiverReport, ReportBlock, RtcpPacket, SdesChunk, SdesItem, SdesType,
+    App, Bye, NtpTime, ReceiverReport, ReportBlock, RtcpPacket, SdesChunk, SdesItem, SdesType,
     SenderReport, parse_compound, write_compound,
 };
 use crate::rtp::stats::{ReceiverStats, RtpClock, SenderStats, round_trip_time};
@@ -35,8 +38,14 @@ pub struct StreamConfig {
     /// The RTCP CNAME (RFC 3550 §6.5.1), e.g. `ipphone@host`.
     pub cname: String,
     /// Mean interval between RTCP reports; each is randomised to 0.5-1.5
-    /// times it (RFC 3550 §6.3.1). 5 s is the RFC's minimum.
+    /// times it (RFC 3550 §6.3.1). 5 s is RFC 3550's recommended minimum; a
+    /// sender that adapts its rate needs the far end's reports sooner, as
+    /// RFC 4585 (AVPF) allows: 1 s costs about 1.2 kbit/s each way.
     pub rtcp_interval: Duration,
+    /// Whether each report also says how the far end's stream arrives
+    /// (one-way delay, rate: [`crate::rtp::feedback`]), for a far end that
+    /// adapts its rate to it.
+    pub feedback: bool,
     /// Seeds the randomised intervals, so a scenario replays exactly.
     pub seed: u64,
 }
@@ -63,6 +72,10 @@ pub enum StreamEvent {
         jitter: u32,
         rtt: Option<Duration>,
     },
+    /// The far end's delivery feedback on our stream (its `IPFB` APP
+    /// packet, [`crate::rtp::feedback`]): comes after the
+    /// [`StreamEvent::Report`] of the same compound packet.
+    Feedback(Delivery),
     /// The far end left (RTCP BYE).
     Bye { reason: Option<String> },
 }
@@ -113,6 +126,9 @@ pub struct MediaStream {
     transmits: VecDeque<Transmit>,
     events: VecDeque<StreamEvent>,
     next_report: Instant,
+    epoch: Instant,
+    delivery: DeliveryTracker,
+    history: SendHistory,
     rng: u64,
     stats: StreamStats,
     closed: bool,
@@ -131,6 +147,9 @@ impl MediaStream {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             next_report: now,
+            epoch: now,
+            delivery: DeliveryTracker::new(now),
+            history: SendHistory::new(config.clock_rate),
             rng: config.seed | 1,
             stats: StreamStats::default(),
             closed: false,
@@ -144,6 +163,9 @@ impl MediaStream {
     /// Sends one encoded frame that holds `ticks` of audio.
     pub fn send_media(&mut self, payload: &[u8], ticks: u32) {
         let (pt, marker, timestamp) = (self.config.pt, self.marker_next, self.timestamp);
+        if !self.closed {
+            self.history.on_sent(self.seq, ticks);
+        }
         self.send_other(pt, marker, timestamp, payload);
         self.marker_next = false;
         self.timestamp = self.timestamp.wrapping_add(ticks);
@@ -176,6 +198,7 @@ impl MediaStream {
     /// Sends nothing for `ticks` of audio (silence under DTX); the next packet
     /// starts a talkspurt and carries the marker bit (RFC 3551 §4.1).
     pub fn skip(&mut self, ticks: u32) {
+        self.history.on_skipped(ticks);
         self.timestamp = self.timestamp.wrapping_add(ticks);
         self.marker_next = true;
     }
@@ -245,6 +268,7 @@ impl MediaStream {
             _ => {
                 // A new source, or the far end restarted with a new SSRC.
                 self.last_timestamp = None;
+                self.delivery = DeliveryTracker::new(self.epoch);
                 self.receiver
                     .insert(ReceiverStats::new(packet.ssrc, packet.seq))
             }
@@ -257,6 +281,11 @@ impl MediaStream {
         };
         let timestamp = unwrap_timestamp(self.last_timestamp, packet.timestamp);
         self.last_timestamp = Some(self.last_timestamp.map_or(timestamp, |t| t.max(timestamp)));
+        if self.config.feedback {
+            let rate = self.config.clock_rate;
+            self.delivery
+                .on_packet(now, packet.seq, timestamp, rate, data.len());
+        }
         self.stats.packets_received += 1;
         self.stats.payload_bytes_received += packet.payload.len() as u64;
         self.event(StreamEvent::Media {
@@ -287,6 +316,19 @@ impl MediaStream {
                     if bye.sources.iter().any(|s| *s != self.config.ssrc) {
                         let reason = bye.reason.map(|r| String::from_utf8_lossy(r).into_owned());
                         self.event(StreamEvent::Bye { reason });
+                    }
+                    continue;
+                }
+                RtcpPacket::App(app)
+                    if app.name == feedback::APP_NAME
+                        && app.subtype == feedback::APP_SUBTYPE
+                        && app.ssrc != self.config.ssrc =>
+                {
+                    if let Some(report) = DeliveryReport::parse(app.data)
+                        && report.media_ssrc == self.config.ssrc
+                    {
+                        let delivery = self.history.on_report(&report);
+                        self.event(StreamEvent::Feedback(delivery));
                     }
                     continue;
                 }
@@ -322,7 +364,11 @@ impl MediaStream {
             .into_iter()
             .collect();
         let ssrc = self.config.ssrc;
-        let mut packets = Vec::with_capacity(3);
+        let delivery = match &self.receiver {
+            Some(r) if self.config.feedback => Some(self.delivery.report(r.ssrc()).write()),
+            _ => None,
+        };
+        let mut packets = Vec::with_capacity(4);
         if self.sender.packets() > 0 {
             // The RTP time of this instant: where the stream's clock is now.
             let info = self.sender.sender_info(ntp, self.timestamp);
@@ -345,6 +391,14 @@ impl MediaStream {
             value: &cname[..cname.len().min(255)],
         }];
         packets.push(RtcpPacket::Sdes(vec![SdesChunk { ssrc, items }]));
+        if let Some(data) = &delivery {
+            packets.push(RtcpPacket::App(App {
+                subtype: feedback::APP_SUBTYPE,
+                ssrc,
+                name: feedback::APP_NAME,
+                data,
+            }));
+        }
         if let Some(reason) = bye {
             let reason = &reason.as_bytes()[..reason.len().min(255)];
             packets.push(RtcpPacket::Bye(Bye {
@@ -415,6 +469,7 @@ mod tests {
             first_timestamp: u32::MAX - 1_920,
             cname: format!("test{ssrc}@localhost"),
             rtcp_interval: Duration::from_secs(5),
+            feedback: false,
             seed,
         }
     }
@@ -505,6 +560,68 @@ mod tests {
         let rtt = rtt.expect("an rtt once an SR has crossed");
         assert!((50..=70).contains(&rtt.as_millis()), "rtt {rtt:?}");
         assert!(b.stats().lost >= 90, "{:?}", b.stats());
+    }
+
+    /// With feedback on, the far end's reports carry the one-way delay of
+    /// our stream (here growing by 2 ms a packet: a queue filling) and the
+    /// rate it arrives at; a stream without it sends none.
+    #[test]
+    fn feedback_gives_one_way_delay_and_rate() {
+        let t0 = Instant::now();
+        let wall0 = SystemTime::now();
+        let with = |ssrc, seed| StreamConfig {
+            feedback: true,
+            rtcp_interval: Duration::from_secs(1),
+            ..config(ssrc, seed)
+        };
+        let (mut a, mut b) = (
+            MediaStream::new(with(1, 1), t0),
+            MediaStream::new(with(2, 2), t0),
+        );
+        let mut got = Vec::new();
+        for i in 0..400u64 {
+            // a's frame i ends at 20 (i + 1) ms and goes out then.
+            let sent = t0 + Duration::from_millis(20 * (i + 1));
+            a.send_media(&[0; 88], 960);
+            let arrive = sent + Duration::from_millis(40 + 2 * i);
+            while let Some(t) = a.poll_transmit() {
+                b.handle_datagram(arrive, wall0 + (arrive - t0), &t.data);
+            }
+            b.handle_timeout(arrive, wall0 + (arrive - t0));
+            while let Some(t) = b.poll_transmit() {
+                a.handle_datagram(arrive, wall0 + (arrive - t0), &t.data);
+            }
+            while let Some(e) = a.poll_event() {
+                if let StreamEvent::Feedback(d) = e {
+                    got.push(d);
+                }
+            }
+        }
+        assert!(got.len() >= 5, "{got:?}");
+        for three in got.windows(3) {
+            let (w, x, y) = (three[0], three[1], three[2]);
+            // Each report's fastest is the first packet after the one before.
+            let packets = (x.packets - w.packets) as i64;
+            let grew = y.delay_us.unwrap() - x.delay_us.unwrap();
+            assert!((grew - 2_000 * packets).abs() < 100, "{three:?}");
+            // 100 bytes each (RTP header and payload) every 22 ms.
+            let rate = (y.bytes - x.bytes) as f64 * 8.0 / (y.at - x.at).as_secs_f64();
+            assert!((rate - 800.0 / 0.022).abs() < 500.0, "{rate} {three:?}");
+        }
+        let (mut c, mut d) = (
+            MediaStream::new(config(3, 3), t0),
+            MediaStream::new(config(4, 4), t0),
+        );
+        for i in 0..400u64 {
+            let now = t0 + Duration::from_millis(20 * i);
+            c.send_media(&[0; 40], 960);
+            pump(&mut c, &mut d, now, wall0);
+            d.handle_timeout(now, wall0);
+            pump(&mut d, &mut c, now, wall0);
+        }
+        assert!(
+            std::iter::from_fn(|| c.poll_event()).all(|e| !matches!(e, StreamEvent::Feedback(_)))
+        );
     }
 
     #[test]

@@ -45,6 +45,7 @@ impl Phone {
             first_timestamp: ssrc.wrapping_mul(7919),
             cname: format!("phone{ssrc}"),
             rtcp_interval: Duration::from_secs(5),
+            feedback: false,
             seed: u64::from(ssrc),
         };
         Phone {

@@ -27,6 +27,7 @@ const CODEC: &str = "Opus";
 /// Encodes mono speech into Opus packets, one frame per packet.
 pub struct OpusEncoder {
     inner: Encoder,
+    sample_rate: u32,
     frame_samples: usize,
 }
 
@@ -66,8 +67,21 @@ impl OpusEncoder {
             .map_err(|e| setup(e.to_string()))?;
         Ok(Self {
             inner,
+            sample_rate,
             frame_samples: (sample_rate * frame_ms / 1000) as usize,
         })
+    }
+
+    /// Changes the frame length (one of [`FRAME_MS`]) from the next frame
+    /// on, keeping the encoder's state: a longer frame spends fewer packets,
+    /// so less on headers, on a slow link. The decoder reads each packet's
+    /// length from its TOC byte (RFC 6716 §3.1), so nothing is signalled.
+    pub fn set_frame_ms(&mut self, frame_ms: u32) -> Result<(), CodecError> {
+        if !FRAME_MS.contains(&frame_ms) {
+            return Err(setup(format!("{frame_ms} ms is not an Opus frame length")));
+        }
+        self.frame_samples = (self.sample_rate * frame_ms / 1000) as usize;
+        Ok(())
     }
 
     /// Changes the target bitrate from the next frame on, keeping the
@@ -127,6 +141,7 @@ impl OpusEncoder {
 /// Decodes Opus packets into mono audio, and conceals lost ones.
 pub struct OpusDecoder {
     inner: Decoder,
+    sample_rate: u32,
     /// Samples in the last frame decoded: what a lost frame stands in for.
     frame_samples: usize,
     /// Longest frame of the stream (120 ms): bounds what `decode` may write.
@@ -143,6 +158,7 @@ impl OpusDecoder {
         let inner = Decoder::new(sample_rate, Channels::Mono).map_err(|e| setup(e.to_string()))?;
         Ok(Self {
             inner,
+            sample_rate,
             frame_samples: (sample_rate / 50) as usize,
             max_samples: (sample_rate * 120 / 1000) as usize,
         })
@@ -190,6 +206,17 @@ impl OpusDecoder {
     /// Samples that a lost frame stands in for.
     pub fn frame_samples(&self) -> usize {
         self.frame_samples
+    }
+
+    /// Sets how long the next lost frame is ([`OpusDecoder::conceal`],
+    /// [`OpusDecoder::decode_fec`]), when the caller knows better than the
+    /// last packet's length: a jitter buffer that has seen the sender change
+    /// its packet time. A multiple of 2.5 ms up to 120 ms; others are ignored.
+    pub fn set_frame_samples(&mut self, samples: usize) {
+        let step = (self.sample_rate / 400) as usize;
+        if samples > 0 && samples.is_multiple_of(step) && samples <= self.max_samples {
+            self.frame_samples = samples;
+        }
     }
 
     fn frame_out<'a>(&self, out: &'a mut [i16]) -> Result<&'a mut [i16], CodecError> {
@@ -435,6 +462,45 @@ mod tests {
         encoder.set_expected_loss(0).expect("valid");
         encoder.set_expected_loss(100).expect("valid");
         assert!(encoder.set_bitrate(0).is_err());
+    }
+
+    /// One encoder going from 20 ms frames to 60 ms and back: each packet
+    /// decodes to its own length and the speech runs on unbroken.
+    #[test]
+    fn frame_length_changes_at_run_time() {
+        let input = speech(16_000);
+        let input = &input[..48_000];
+        let mut encoder = OpusEncoder::new(16_000, 20, 16_000, true, 5, false).expect("valid");
+        let mut decoder = OpusDecoder::new(16_000).expect("valid");
+        assert!(encoder.set_frame_ms(25).is_err());
+        let (mut at, mut n) = (0, 0);
+        let mut output = Vec::new();
+        let mut packet = [0u8; MAX_PACKET];
+        let mut pcm = [0i16; 1_920];
+        while at + encoder.frame_samples() <= input.len() {
+            let ms = [20, 60, 40, 20][(n / 10) % 4];
+            encoder.set_frame_ms(ms).expect("an Opus length");
+            let frame = encoder.frame_samples();
+            assert_eq!(frame, 16 * ms as usize);
+            let len = encoder
+                .encode(&input[at..at + frame], &mut packet)
+                .expect("encodes");
+            let got = decoder.decode(&packet[..len], &mut pcm).expect("decodes");
+            assert_eq!(got, frame);
+            output.extend_from_slice(&pcm[..got]);
+            at += frame;
+            n += 1;
+        }
+        let alignment = align(&input[..at], &output, 1_600).expect("not silent");
+        assert!(alignment.correlation > 0.9, "{alignment:?}");
+        assert!(
+            alignment.lag.abs_diff(encoder.lookahead()) <= 2,
+            "{alignment:?}"
+        );
+        decoder.set_frame_samples(960);
+        assert_eq!(decoder.conceal(&mut pcm), Ok(960));
+        decoder.set_frame_samples(333);
+        assert_eq!(decoder.frame_samples(), 960);
     }
 
     #[test]
