@@ -93,6 +93,8 @@ pub struct Shared {
     pub rtp: Mutex<Option<crate::rtp_call::RtpStats>>,
     /// DTMF digits received and not yet reported.
     digits: Mutex<String>,
+    /// DTMF digits to send, typed during the call (RTP calls).
+    pub digits_out: Mutex<String>,
     /// An RTP call sends no media while set: the far end holds the call
     /// (it asked us to only receive), or we do.
     pub paused: AtomicBool,
@@ -157,6 +159,7 @@ impl Call {
             speaker_rate: AtomicU64::new(0),
             rtp: Mutex::new(None),
             digits: Mutex::new(String::new()),
+            digits_out: Mutex::new(String::new()),
             paused: AtomicBool::new(false),
             started: Instant::now(),
         });
@@ -207,6 +210,21 @@ impl Call {
     /// Stops (or resumes) sending media, as a hold asks; RTP calls only.
     pub fn set_sending(&self, sending: bool) {
         self.shared.paused.store(!sending, Ordering::Relaxed);
+    }
+
+    /// Sends `digits` as RFC 4733 events, after any still queued (RTP
+    /// calls; bounded, extra digits are dropped).
+    pub fn send_digits(&self, digits: &str) {
+        if let Ok(mut queue) = self.shared.digits_out.lock() {
+            for digit in digits
+                .chars()
+                .filter(|c| "0123456789*#ABCDabcd".contains(*c))
+            {
+                if queue.len() < 64 {
+                    queue.push(digit);
+                }
+            }
+        }
     }
 
     /// The DTMF digits received since the last call.

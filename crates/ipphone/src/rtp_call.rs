@@ -19,9 +19,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use clap::ValueEnum;
 use media::audio::{AudioSpec, PlayoutConfig, Speaker};
+use media::dsp::tones::{Tone, dtmf};
 use media::rate::{RateConfig, RateController};
 use media::voice::{VoiceCodec, VoiceConfig, VoiceCounts, VoiceEncoder, VoiceReceiver};
-use proto::rtp::dtmf::{DtmfReceiver, DtmfSender, TelephoneEvent, event_for_digit};
+use proto::rtp::dtmf::{
+    DtmfReceiver, DtmfSender, TelephoneEvent, digit_for_event, event_for_digit,
+};
 use proto::rtp::{Pt, SeqNo, Ssrc};
 use proto::stream::{MediaStream, StreamConfig, StreamEvent};
 use serde::Serialize;
@@ -124,6 +127,8 @@ pub struct Signalled {
 
 /// The payload type of RFC 4733 telephone events, at the audio's clock rate.
 const EVENT_PT: Pt = Pt(101);
+/// How long a digit sounds on our own speaker as it is sent.
+const KEYPAD_MS: usize = 100;
 /// How long each digit of `--dtmf` is held, and the pause after it.
 const DIGIT_ON: Duration = Duration::from_millis(120);
 const DIGIT_GAP: Duration = Duration::from_millis(80);
@@ -278,8 +283,17 @@ fn run(
         .filter_map(event_for_digit)
         .collect::<std::collections::VecDeque<_>>();
     let mut next_digit: Option<Instant> = None;
+    // A digit being sent sounds briefly on our own speaker, as a keypad does.
+    let mut keypad: Option<(Tone, usize)> = None;
 
     while !shared.ending() {
+        // Digits typed during the call.
+        if let Ok(mut typed) = shared.digits_out.try_lock()
+            && !typed.is_empty()
+        {
+            digits.extend(typed.chars().filter_map(event_for_digit));
+            typed.clear();
+        }
         let now = Instant::now();
         let wall = SystemTime::now();
 
@@ -395,6 +409,10 @@ fn run(
             if now >= due {
                 let event = digits.pop_front().expect("a digit is queued");
                 let _ = dtmf_out.start(now, event, DIGIT_ON, stream.timestamp());
+                keypad = digit_for_event(event).and_then(dtmf).map(|spec| {
+                    let length = rate as usize * KEYPAD_MS / 1000;
+                    (Tone::new(spec, rate), length)
+                });
                 next_digit = Some(now + DIGIT_ON + DIGIT_GAP * 2);
             }
         }
@@ -430,6 +448,19 @@ fn run(
         while speaker.queued_time() < LOW_WATER {
             stretched.clear();
             let produced = receiver.pull(now, &mut stretched);
+            if let Some((tone, left)) = &mut keypad {
+                let n = produced.min(*left);
+                let mut beep = [0i16; 2_048];
+                let n = n.min(beep.len());
+                tone.fill(&mut beep[..n]);
+                for (out, b) in stretched.iter_mut().zip(&beep[..n]) {
+                    *out = out.saturating_add(*b);
+                }
+                *left -= n;
+                if *left == 0 {
+                    keypad = None;
+                }
+            }
             speaker.push(&stretched[..produced]);
         }
         shared

@@ -218,6 +218,7 @@ pub fn call(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow
         offer.to_string().into_bytes(),
     );
     let mut rtp = Some((rtp, rtcp));
+    let typed = std::io::stdin().is_terminal().then(terminal_input);
     let mut ringback: Option<Ringer> = None;
     let mut live: Option<Call> = None;
     let mut outcome: Option<(u8, Option<CallEnd>)> = None;
@@ -424,6 +425,11 @@ pub fn call(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow
                 rtp: media.rtp_stats(),
             });
         }
+        if let Some(media) = &live
+            && let Some(Ok(Typed::Digits(digits))) = typed.as_ref().map(Receiver::try_recv)
+        {
+            media.send_digits(&digits);
+        }
         if let Some(media) = &live {
             for digit in media.take_digits().chars() {
                 report.emit(Event::Dtmf {
@@ -565,7 +571,7 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
         registration = Some(ua.register(Instant::now(), registrar, aor, account.expires));
     }
     let mut registered_once = false;
-    let answers = (args.auto_answer.is_none() && std::io::stdin().is_terminal()).then(prompt);
+    let answers = std::io::stdin().is_terminal().then(terminal_input);
     let mut ringing: Option<Ringing> = None;
     let mut live: Option<(CallRef, Call, OfferAnswer, Option<Leaving>)> = None;
     let mut calls_done = 0u32;
@@ -649,7 +655,7 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                                 eprintln!(
                                     "{}",
                                     if answers.is_some() {
-                                        "answer? [y]es / [n]o / [v]oicemail"
+                                        "answer? [y]es / [n]o / [v]oicemail (digits during a call go as DTMF)"
                                     } else {
                                         "ringing (no terminal to answer on: use --auto-answer)"
                                     }
@@ -768,7 +774,7 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
             if args.auto_answer.is_some_and(|after| rang >= after) {
                 return Some(Decision::Answer);
             }
-            if let Some(Ok(decision)) = answers.as_ref().map(Receiver::try_recv) {
+            if let Some(Ok(Typed::Decision(decision))) = answers.as_ref().map(Receiver::try_recv) {
                 return Some(decision);
             }
             args.voicemail
@@ -877,6 +883,11 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                     return Ok(exit::OK);
                 }
             }
+        }
+        if let Some((_, media, _, _)) = &live
+            && let Some(Ok(Typed::Digits(digits))) = answers.as_ref().map(Receiver::try_recv)
+        {
+            media.send_digits(&digits);
         }
         if let Some((call, media, _, leaving)) = &live {
             // A message has its length limit.
@@ -1080,26 +1091,40 @@ struct Ringing {
     peer: String,
 }
 
-/// Reads y/n answers from the terminal on a thread of its own.
-fn prompt() -> Receiver<Decision> {
+/// What is typed at the terminal.
+enum Typed {
+    /// y, n or v while a call rings.
+    Decision(Decision),
+    /// Keypad digits during a call, to send as DTMF.
+    Digits(String),
+}
+
+/// Reads the terminal, a line at a time, on a thread of its own.
+fn terminal_input() -> Receiver<Typed> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
-        .name("answer".into())
+        .name("terminal".into())
         .spawn(move || {
             for line in std::io::stdin().lock().lines() {
                 let Ok(line) = line else { break };
-                let answer = match line.trim().to_ascii_lowercase().as_str() {
-                    "y" | "yes" | "a" | "answer" => Decision::Answer,
-                    "n" | "no" | "r" | "reject" => Decision::Decline,
-                    "v" | "m" | "voicemail" | "message" => Decision::Voicemail,
+                let line = line.trim();
+                let typed = match line.to_ascii_lowercase().as_str() {
+                    "y" | "yes" | "a" | "answer" => Typed::Decision(Decision::Answer),
+                    "n" | "no" | "r" | "reject" => Typed::Decision(Decision::Decline),
+                    "v" | "m" | "voicemail" | "message" => Typed::Decision(Decision::Voicemail),
+                    _ if !line.is_empty()
+                        && line.chars().all(|c| "0123456789*#ABCDabcd".contains(c)) =>
+                    {
+                        Typed::Digits(line.to_owned())
+                    }
                     _ => continue,
                 };
-                if tx.send(answer).is_err() {
+                if tx.send(typed).is_err() {
                     break;
                 }
             }
         })
-        .expect("spawning the answering thread");
+        .expect("spawning the terminal thread");
     rx
 }
 

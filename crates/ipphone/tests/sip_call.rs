@@ -414,3 +414,52 @@ fn the_person_at_the_terminal_answers_or_declines() {
     assert_eq!(code, 6, "declined");
     assert_eq!(caller.last("ended")["status"], 603);
 }
+
+#[test]
+fn digits_typed_during_a_call_arrive_as_dtmf() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let _one = serial();
+    let (mut callee, port) = Phone::listen(&[
+        "--auto-answer",
+        "--calls",
+        "1",
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
+    // The caller on a (pseudo-)terminal, where the digits are typed.
+    let call = format!(
+        "{} call sip:bob@127.0.0.1:{port} --duration 5 --mic null --speaker null",
+        env!("CARGO_BIN_EXE_ipphone")
+    );
+    let mut terminal = Command::new("script")
+        .args(["-q", "-c", &call, "/dev/null"])
+        .env(
+            "XDG_CONFIG_HOME",
+            std::env::temp_dir().join("ipphone-test-no-config"),
+        )
+        .env(
+            "XDG_STATE_HOME",
+            std::env::temp_dir().join("ipphone-test-state"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("running script (util-linux)");
+    callee.wait_for("connected", LONG);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut stdin = terminal.stdin.take().unwrap();
+    stdin.write_all(b"42#\n").unwrap();
+    assert_eq!(callee.exit_code(LONG), 0);
+    let _ = terminal.wait();
+    let digits: String = callee
+        .seen
+        .iter()
+        .filter(|e| e["event"] == "dtmf")
+        .filter_map(|e| e["digit"].as_str())
+        .collect();
+    assert_eq!(digits, "42#");
+}

@@ -213,6 +213,37 @@ impl Tone {
     }
 }
 
+/// The two frequencies of a DTMF digit (ITU-T Q.23): 0-9, `*`, `#`, A-D.
+pub fn dtmf(digit: char) -> Option<ToneSpec> {
+    const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
+    const COLUMNS: [f64; 4] = [1_209.0, 1_336.0, 1_477.0, 1_633.0];
+    let (row, column) = match digit.to_ascii_uppercase() {
+        '1' => (0, 0),
+        '2' => (0, 1),
+        '3' => (0, 2),
+        'A' => (0, 3),
+        '4' => (1, 0),
+        '5' => (1, 1),
+        '6' => (1, 2),
+        'B' => (1, 3),
+        '7' => (2, 0),
+        '8' => (2, 1),
+        '9' => (2, 2),
+        'C' => (2, 3),
+        '*' => (3, 0),
+        '0' => (3, 1),
+        '#' => (3, 2),
+        'D' => (3, 3),
+        _ => return None,
+    };
+    Some(ToneSpec {
+        frequencies: vec![ROWS[row], COLUMNS[column]],
+        cadence: Vec::new(),
+        level: 0.2,
+        modulation: None,
+    })
+}
+
 /// The power of `frequency` in `pcm` (Goertzel), normalised so that a
 /// full-scale sine reads about 0.5 whatever the length.
 pub fn goertzel(pcm: &[i16], rate: u32, frequency: f64) -> f64 {
@@ -309,6 +340,17 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn dtmf_digits_have_their_row_and_column() {
+        let rate = 8_000;
+        let mut pcm = vec![0i16; 800];
+        Tone::new(dtmf('5').unwrap(), rate).fill(&mut pcm);
+        assert!(goertzel(&pcm, rate, 770.0) > 0.003);
+        assert!(goertzel(&pcm, rate, 1_336.0) > 0.003);
+        assert!(goertzel(&pcm, rate, 697.0) < 0.0003);
+        assert!(dtmf('x').is_none());
     }
 
     #[test]
