@@ -112,9 +112,10 @@ fn delay_and_jitter_are_added() {
     let high = sorted[sorted.len() * 49 / 50].as_secs_f64() * 1000.0;
     // Jitter of ±10 ms that keeps the order piles packets sent close
     // together behind the slowest: the spread is narrower than 20 ms, and
-    // a loaded machine adds its own, but it is there.
+    // a loaded machine adds its own (tens of ms on a busy two-core CI
+    // machine), but it is there. The delay itself is never shorter.
     assert!(
-        low >= 29.0 && high <= 60.0 && high - low >= 5.0,
+        low >= 29.0 && high <= 150.0 && high - low >= 5.0,
         "delays {low:.1}..{high:.1} ms"
     );
     assert!(
