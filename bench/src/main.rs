@@ -12,12 +12,18 @@
 //!   socket) into ipphone: the delay the article complained of.
 //! - the article's raw-PCM sender (a Perl script) into ipphone.
 //!
-//! And the media grid ([`quality`]): codec x loss x jitter x seed through
+//! The media grid ([`quality`]): codec x loss x jitter x seed through
 //! ipphone's RTP media path on the emulator's virtual clock, scored with
 //! PESQ, and the bitrate of half-silent speech.
+//!
+//! And SIP calls beside baresip 1.0 in the same run ([`versus`]): ipphone
+//! to ipphone, baresip to baresip, ipphone to baresip, clean and under
+//! random loss from nftables, with PESQ, wire bitrate, CPU and delay.
 
 mod grid;
+mod peer;
 mod quality;
+mod versus;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -55,8 +61,17 @@ struct Options {
     runs: usize,
     seeds: u64,
     python: PathBuf,
-    /// `calls`, `grid` or both.
+    /// `calls`, `grid`, `sip`, or all of them.
     only: Option<String>,
+    /// Runs of each clean SIP call (ipphone and baresip).
+    sip_runs: usize,
+    /// Runs of each SIP call under loss.
+    loss_runs: usize,
+    /// SIP calls under loss at once.
+    parallel: usize,
+    /// The bench runs in a network namespace of its own (bench/run makes
+    /// one): only then may it add nftables rules.
+    private_net: bool,
 }
 
 #[derive(Serialize)]
@@ -64,6 +79,8 @@ struct Results<'a> {
     calls: &'a [Row],
     grid: &'a [quality::GridRow],
     conversation: &'a [quality::ConversationRow],
+    sip: &'a [versus::SipRow],
+    sip_loss: &'a [versus::LossRow],
 }
 
 fn main() -> anyhow::Result<()> {
@@ -78,7 +95,8 @@ fn main() -> anyhow::Result<()> {
     let work = std::env::temp_dir().join(format!("ipphone-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let mut rows = Vec::new();
-    let calls = options.only.as_deref() != Some("grid");
+    let only = |part: &str| options.only.as_deref().is_none_or(|o| o == part);
+    let calls = only("calls");
     for (protocol, codec) in [
         ("tcp-pcm", None),
         ("tcp-mp3", None),
@@ -93,7 +111,7 @@ fn main() -> anyhow::Result<()> {
         rows.push(article_mp3_sender(&options, &work)?);
         rows.push(article_pcm_sender(&options, &work)?);
     }
-    let (grid, talk) = if options.only.as_deref() == Some("calls") {
+    let (grid, talk) = if !only("grid") {
         (Vec::new(), Vec::new())
     } else {
         let speech = speech_at(Path::new(SPEECH), 16_000)?;
@@ -102,7 +120,29 @@ fn main() -> anyhow::Result<()> {
             quality::run_conversation(&speech),
         )
     };
-    let _ = std::fs::remove_dir_all(&work);
+    let nft = options.private_net && peer::Nft::usable();
+    if options.private_net && !nft {
+        eprintln!("bench: nft is not usable here: no wire bitrates, no calls under loss");
+    }
+    let (sip, sip_loss) = if only("sip") {
+        versus::run(&versus::Setup {
+            ipphone: &options.ipphone,
+            python: &options.python,
+            speech: Path::new(SPEECH),
+            work: work.join("sip"),
+            runs: options.sip_runs,
+            loss_runs: options.loss_runs,
+            parallel: options.parallel,
+            nft,
+        })?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    if std::env::var_os("IPPHONE_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&work);
+    } else {
+        eprintln!("bench: kept {}", work.display());
+    }
 
     std::fs::create_dir_all(&options.out)?;
     std::fs::write(
@@ -111,9 +151,13 @@ fn main() -> anyhow::Result<()> {
             calls: &rows,
             grid: &grid,
             conversation: &talk,
+            sip: &sip,
+            sip_loss: &sip_loss,
         })? + "\n",
     )?;
-    let table = markdown(&rows) + &quality::markdown(&grid, &talk);
+    let table = markdown(&rows)
+        + &quality::markdown(&grid, &talk)
+        + &versus::markdown(&sip, &sip_loss, nft);
     std::fs::write(options.out.join("RESULTS.md"), &table)?;
     print!("{table}");
     Ok(())
@@ -127,6 +171,10 @@ fn parse_args() -> anyhow::Result<Options> {
         seeds: 5,
         python: "python3".into(),
         only: None,
+        sip_runs: 2,
+        loss_runs: 3,
+        parallel: 6,
+        private_net: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -138,9 +186,20 @@ fn parse_args() -> anyhow::Result<Options> {
             "--seeds" => options.seeds = value()?.parse().context("--seeds takes a number")?,
             "--python" => options.python = value()?.into(),
             "--only" => options.only = Some(value()?),
+            "--sip-runs" => {
+                options.sip_runs = value()?.parse().context("--sip-runs takes a number")?
+            }
+            "--loss-runs" => {
+                options.loss_runs = value()?.parse().context("--loss-runs takes a number")?
+            }
+            "--parallel" => {
+                options.parallel = value()?.parse().context("--parallel takes a number")?
+            }
+            "--private-net" => options.private_net = true,
             other => bail!(
                 "unknown argument {other}; use --ipphone PATH --out DIR --runs N --seeds N \
-                 --python PATH --only calls|grid"
+                 --python PATH --only calls|grid|sip --sip-runs N --loss-runs N --parallel N \
+                 --private-net"
             ),
         }
     }
