@@ -441,7 +441,7 @@ pub fn call(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow
         // The end: the media finished, and the signalling is done or has
         // had its time.
         let media_over = live.as_ref().is_none_or(Call::is_finished);
-        let signalling_over = ua.is_idle()
+        let signalling_over = ua.is_settled()
             || hung_up_at.is_some_and(|at| now.duration_since(at) > LINGER)
             || (outcome.is_some() && live.is_none());
         if media_over && signalling_over && (outcome.is_some() || live.is_some()) {
@@ -1016,7 +1016,7 @@ fn linger(ua: &mut UserAgent, net: &mut SipNet) {
     let deadline = Instant::now() + LINGER;
     let mut incoming = Vec::new();
     flush(ua, net);
-    while !ua.is_idle() && Instant::now() < deadline {
+    while !ua.is_settled() && Instant::now() < deadline {
         let now = Instant::now();
         receive(ua, net, &mut incoming, now, None);
         if ua.poll_timeout().is_some_and(|t| t <= now) {

@@ -669,3 +669,32 @@ fn over_tcp_nothing_is_retransmitted() {
     assert!(net.has(2, |e| matches!(e, UaEvent::Ended { .. })));
     assert!(net.agent(1).is_idle() && net.agent(2).is_idle());
 }
+
+#[test]
+fn a_hung_up_call_settles_at_once_though_its_transactions_linger() {
+    let mut net = Net::new(
+        vec![(1, agent(1, "alice")), (2, agent(2, "bob"))],
+        LinkConfig::with_delay(Duration::from_millis(5)),
+        12,
+    );
+    let now = net.now;
+    let call = net
+        .agent(1)
+        .dial(now, uri_of(2, "bob"), addr(2), OFFER.to_vec());
+    net.run_until(Duration::from_secs(5), |e| {
+        has(e, 2, |e| matches!(e, UaEvent::Incoming { .. }))
+    });
+    let incoming = net.incoming(2).unwrap();
+    let now = net.now;
+    net.agent(2).accept(now, incoming, ANSWER.to_vec()).unwrap();
+    net.run_until(Duration::from_secs(5), |e| {
+        has(e, 2, |e| matches!(e, UaEvent::Confirmed { .. }))
+    });
+    let now = net.now;
+    net.agent(1).hangup(now, call).unwrap();
+    assert!(!net.agent(1).is_settled(), "the BYE is not answered yet");
+    net.run(Duration::from_millis(100));
+    // The BYE was answered: settled, while timer K still runs.
+    assert!(net.agent(1).is_settled() && net.agent(2).is_settled());
+    assert!(!net.agent(1).is_idle());
+}

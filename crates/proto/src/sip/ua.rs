@@ -299,6 +299,29 @@ impl UserAgent {
             && self.registrations.values().all(|r| r.refresh_at.is_none())
     }
 
+    /// Whether everything this agent started has been answered: no call
+    /// alive, no request awaiting its final response, no response awaiting
+    /// its ACK, no registration to refresh. Transactions may still be
+    /// absorbing retransmissions (timers D, I, J, K, L, M); a phone may exit
+    /// now without leaving anyone waiting.
+    pub fn is_settled(&self) -> bool {
+        use super::transaction::{ClientState, ServerState};
+        self.calls.values().all(|d| d.ended && d.ok.is_none())
+            && self.clients.values().all(|c| {
+                matches!(
+                    c.transaction.state(),
+                    ClientState::Completed | ClientState::Accepted | ClientState::Terminated
+                )
+            })
+            && self.servers.values().all(|s| match s.transaction.state() {
+                ServerState::Trying | ServerState::Proceeding => false,
+                // An INVITE's final non-2xx waits for its ACK.
+                ServerState::Completed => s.transaction.request().method != Method::Invite,
+                _ => true,
+            })
+            && self.registrations.values().all(|r| r.refresh_at.is_none())
+    }
+
     /// Calls `target`, sending the INVITE to `to` (the resolved address of
     /// the target, or of the proxy), with `offer` as its SDP body.
     pub fn dial(&mut self, now: Instant, target: Uri, to: SocketAddr, offer: Vec<u8>) -> CallRef {
