@@ -64,10 +64,21 @@ fn an_unanswered_call_leaves_a_message() {
     let (recorded, rate) = read_wav(&file);
     let (said, said_rate) = read_wav(&speech(SPEECH));
     let said = resample(&said, said_rate, rate);
-    let tail = &said[rate as usize * 3..rate as usize * 8];
-    let found = media::dsp::correlate::align(tail, &recorded, rate as usize * 4)
-        .expect("the caller's speech in the message");
-    assert!(found.correlation > 0.6, "{found:?}");
+    // Half-second pieces, each looked for on its own: time-stretching on a
+    // loaded machine shifts the audio a little inside a longer stretch.
+    let piece = rate as usize / 2;
+    let mut found: Vec<f64> = said[rate as usize * 3..rate as usize * 8]
+        .chunks_exact(piece)
+        .filter(|p| p.iter().any(|s| s.unsigned_abs() > 1_000))
+        .filter_map(|p| media::dsp::correlate::align(p, &recorded, recorded.len()))
+        .map(|a| a.correlation)
+        .collect();
+    found.sort_by(f64::total_cmp);
+    assert!(found.len() >= 5, "{found:?}");
+    assert!(
+        found[found.len() / 2] > 0.6,
+        "the caller's speech: {found:?}"
+    );
     // The caller heard the greeting's beep.
     let (heard, heard_rate) = read_wav(&greeting_heard);
     let beep = heard
