@@ -100,13 +100,15 @@ pub enum Action {
     Ring,
     /// Turned away without ringing.
     Reject,
+    /// Straight to the answering machine, without ringing.
+    Voicemail,
 }
 
 /// The `[screening]` section of the configuration file:
 ///
 /// ```toml
 /// [screening]
-/// unknown = "ring"          # what callers matching no rule meet: ring | reject
+/// unknown = "ring"          # what callers matching no rule meet: ring | reject | voicemail
 /// reject_status = 603       # or 486, to look busy
 /// [[screening.rule]]
 /// pattern = "*@spam.example.com"   # user@host, or an IP address, * and ? wildcards

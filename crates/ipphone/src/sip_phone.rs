@@ -602,12 +602,14 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                     };
                     let contact = crate::contacts::contact_for(&book, &from.uri.to_string());
                     let screen = contact.and_then(|c| c.screen);
-                    let rejected = match screen {
-                        Some(Screen::Block) => true,
-                        Some(Screen::Allow) => false,
-                        _ => config.screening.decide(&caller_id, source.ip()) == Action::Reject,
+                    // A contact's own rule first, then the screening rules.
+                    let action = match screen {
+                        Some(Screen::Block) => Action::Reject,
+                        Some(Screen::Allow) => Action::Ring,
+                        Some(Screen::Voicemail) => Action::Voicemail,
+                        None => config.screening.decide(&caller_id, source.ip()),
                     };
-                    if rejected {
+                    if action == Action::Reject {
                         let _ = ua.reject(now, call, config.screening.reject_status);
                         report.emit(Event::Refused {
                             peer: format!("{} ({peer})", from.uri),
@@ -646,12 +648,15 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                         .and_then(|sdp| oa.handle_offer(&sdp).map_err(|e| e.to_string()));
                     match answer {
                         Ok(answer) => {
-                            let _ = ua.ring(now, call);
-                            report.emit(Event::Ringing {
-                                status: 180,
-                                reason: "Ringing".into(),
-                            });
-                            if args.auto_answer.is_none() {
+                            // The answering machine takes it at once: no ringing.
+                            if action != Action::Voicemail {
+                                let _ = ua.ring(now, call);
+                                report.emit(Event::Ringing {
+                                    status: 180,
+                                    reason: "Ringing".into(),
+                                });
+                            }
+                            if args.auto_answer.is_none() && action != Action::Voicemail {
                                 eprintln!(
                                     "{}",
                                     if answers.is_some() {
@@ -665,9 +670,9 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                                 call,
                                 oa,
                                 from: from.uri.to_string(),
-                                to_voicemail: screen == Some(Screen::Voicemail),
+                                to_voicemail: action == Action::Voicemail,
                                 ringer: if args.auto_answer == Some(0.0)
-                                    || screen == Some(Screen::Voicemail)
+                                    || action == Action::Voicemail
                                 {
                                     None
                                 } else {

@@ -96,3 +96,51 @@ fn an_unanswered_call_leaves_a_message() {
     assert_eq!(listed.lines().count(), 1, "{listed}");
     assert!(listed.contains("alice"), "{listed}");
 }
+
+#[test]
+fn unknown_callers_can_be_sent_straight_to_the_machine() {
+    let dir = scratch("voicemail-policy");
+    let data = dir.join("data");
+    let config = dir.join("config.toml");
+    std::fs::write(&config, "[screening]\nunknown = \"voicemail\"\n").unwrap();
+    let mut callee = Phone::spawn_with_env(
+        &[
+            "listen",
+            "--bind",
+            "127.0.0.1:0",
+            "--config",
+            config.to_str().unwrap(),
+            "--calls",
+            "1",
+            "--mic",
+            "null",
+            "--speaker",
+            "null",
+        ],
+        &[("XDG_DATA_HOME", &data)],
+    );
+    let port: u16 = callee.wait_for("listening", LONG)["addr"]
+        .as_str()
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    let mut caller = Phone::spawn(&[
+        "call",
+        &format!("sip:bob@127.0.0.1:{port}"),
+        "--duration",
+        "3",
+        "--mic",
+        speech(SPEECH).to_str().unwrap(),
+        "--speaker",
+        "null",
+    ]);
+    assert_eq!(caller.exit_code(LONG), 0);
+    assert_eq!(callee.exit_code(LONG), 0);
+    callee.last("voicemail");
+    assert!(
+        callee.seen.iter().all(|e| e["event"] != "ringing"),
+        "it rang"
+    );
+    let file = callee.last("message")["file"].as_str().unwrap().to_owned();
+    assert!(Path::new(&file).exists());
+}
