@@ -58,6 +58,7 @@ pub fn listen(args: ListenArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     }
     let bind = args.bind.unwrap_or(DEFAULT_BIND);
     let listener = TcpListener::bind(bind).with_context(|| format!("cannot listen on {bind}"))?;
+    let screening = crate::config::Config::load(args.config.as_deref())?.screening;
     // Callers known by their address get their name shown.
     let book = match crate::contacts::default_path() {
         Some(path) => crate::contacts::Book::load(&path)?,
@@ -77,6 +78,16 @@ pub fn listen(args: ListenArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     loop {
         match callers.recv_timeout(TICK) {
             Ok(Ok((stream, peer))) => {
+                // Screening by address: a blocked caller is closed on at once.
+                let action = screening.decide(&peer.ip().to_string(), peer.ip());
+                if action != crate::screen::Action::Ring {
+                    drop(stream);
+                    report.emit(Event::Refused {
+                        peer: peer.to_string(),
+                        reason: "screened",
+                    });
+                    continue;
+                }
                 if current.is_some() {
                     // One call at a time: close at once, so the caller knows.
                     drop(stream);

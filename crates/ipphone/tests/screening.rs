@@ -169,3 +169,40 @@ fn a_blocked_sipp_caller_never_rings() {
     assert!(callee.seen.iter().all(|e| e["event"] != "incoming"));
     assert_eq!(callee.last("refused")["reason"], "screened");
 }
+
+#[test]
+fn a_blocked_address_is_closed_on_over_tcp_pcm() {
+    let dir = scratch("screening-tcp");
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        "[screening]\n[[screening.rule]]\npattern = \"127.0.0.*\"\naction = \"reject\"\n",
+    )
+    .unwrap();
+    let (mut callee, port) = Phone::listen(&[
+        "--protocol",
+        "tcp-pcm",
+        "--config",
+        config.to_str().unwrap(),
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
+    let mut caller = Phone::spawn(&[
+        "call",
+        &format!("127.0.0.1:{port}"),
+        "--protocol",
+        "tcp-pcm",
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
+    // The article's protocol has no way to say why: it looks busy.
+    assert_eq!(caller.exit_code(LONG), 4);
+    callee.signal("INT");
+    assert_eq!(callee.exit_code(LONG), 0);
+    assert_eq!(callee.last("refused")["reason"], "screened");
+    assert!(callee.seen.iter().all(|e| e["event"] != "incoming"));
+}
