@@ -205,12 +205,25 @@ pub fn call(mut args: CallArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
             }
             crate::contacts::Resolution::Ambiguous(contacts) => {
                 let names: Vec<&str> = contacts.iter().map(|c| c.name.as_str()).collect();
-                eprintln!(
-                    "ipphone: {} could be {}: say which",
-                    args.target,
-                    names.join(", ")
-                );
-                return Ok(exit::USAGE);
+                // On a terminal, ask; otherwise say what the choices are.
+                let chosen = std::io::IsTerminal::is_terminal(&std::io::stdin())
+                    .then(|| choose(&args.target, &names))
+                    .flatten();
+                let Some(contact) = chosen.map(|i| &contacts[i]) else {
+                    eprintln!(
+                        "ipphone: {} could be {}: say which",
+                        args.target,
+                        names.join(", ")
+                    );
+                    return Ok(exit::USAGE);
+                };
+                let Some(address) = contact.addresses.first() else {
+                    eprintln!("ipphone: {} has no address", contact.name);
+                    return Ok(exit::USAGE);
+                };
+                eprintln!("calling {} at {}", contact.name, address.address);
+                args.target = address.address.clone();
+                args.protocol = address.protocol;
             }
             // Not a contact: a user of the SIP account, if there is one.
             crate::contacts::Resolution::NotFound => {}
@@ -253,6 +266,19 @@ pub fn call(mut args: CallArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
             return Ok(code);
         }
     }
+}
+
+/// Asks at the terminal which of `names` was meant; `None` if no answer.
+fn choose(query: &str, names: &[&str]) -> Option<usize> {
+    eprintln!("{query} could be:");
+    for (i, name) in names.iter().enumerate() {
+        eprintln!("  {}) {name}", i + 1);
+    }
+    eprint!("which one? ");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).ok()?;
+    let n: usize = line.trim().parse().ok()?;
+    (1..=names.len()).contains(&n).then(|| n - 1)
 }
 
 fn call_once(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow::Result<u8> {

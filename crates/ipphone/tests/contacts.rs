@@ -197,3 +197,59 @@ fn vcard_export_and_import_round_trip() {
         "[[contact]]\nname = \"x\"\naddresses = [1]\n"
     );
 }
+
+#[test]
+fn an_ambiguous_name_is_asked_about_on_a_terminal() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = scratch("contacts-ambiguous");
+    let book = dir.join("contacts.toml");
+    let (mut callee, port) = Phone::listen(&[
+        "--auto-answer",
+        "--calls",
+        "1",
+        "--mic",
+        "null",
+        "--speaker",
+        "null",
+    ]);
+    contacts(&book, &["add", "Bob Marley", "sip:marley@192.0.2.1"]);
+    contacts(
+        &book,
+        &[
+            "add",
+            "Bob Builder",
+            &format!("sip:builder@127.0.0.1:{port}"),
+        ],
+    );
+    // Without a terminal: the choices, and a usage error.
+    let out = ipphone()
+        .args(["call", "bob", "--contacts"])
+        .arg(&book)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Bob Builder"));
+    // On a terminal: asked, answered with 1 (the list is sorted by name).
+    let call = format!(
+        "{} call bob --contacts {} --duration 1 --mic null --speaker null",
+        env!("CARGO_BIN_EXE_ipphone"),
+        book.display()
+    );
+    let mut terminal = Command::new("script")
+        .args(["-q", "-c", &call, "/dev/null"])
+        .env(
+            "XDG_STATE_HOME",
+            std::env::temp_dir().join("ipphone-test-state"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("running script (util-linux)");
+    std::thread::sleep(Duration::from_millis(700));
+    terminal.stdin.take().unwrap().write_all(b"1\n").unwrap();
+    assert_eq!(callee.exit_code(LONG), 0, "Bob Builder was called");
+    let _ = terminal.wait();
+}
