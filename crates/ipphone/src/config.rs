@@ -102,14 +102,9 @@ impl Config {
     }
 
     pub fn parse(text: &str) -> anyhow::Result<Config> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let at = e.span().map(|span| line_column(text, span.start));
-            match at {
-                Some((line, column)) => {
-                    anyhow::anyhow!("line {line}, column {column}: {}", e.message())
-                }
-                None => anyhow::anyhow!("{}", e.message()),
-            }
+        let config: Config = toml::from_str(text).map_err(|e| match e.span() {
+            Some(span) => crate::contacts::at(text, span.start, e.message()),
+            None => anyhow::anyhow!("{}", e.message()),
         })?;
         for account in &config.accounts {
             if !account.transport.eq_ignore_ascii_case("udp") {
@@ -203,18 +198,7 @@ fn has_port(host: &str) -> bool {
 }
 
 fn default_path() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-    Some(base.join("ipphone").join("config.toml"))
-}
-
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
+    Some(crate::xdg::dir(crate::xdg::Base::Config)?.join("config.toml"))
 }
 
 #[cfg(test)]

@@ -884,14 +884,10 @@ fn parse_screen(s: &str) -> Result<Setting<Screen>, String> {
 }
 
 fn default_path_from(xdg_config_home: Option<OsString>, home: Option<OsString>) -> Option<PathBuf> {
-    let base = xdg_config_home
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            home.filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".config"))
-        })?;
-    Some(base.join("ipphone").join("contacts.toml"))
+    Some(
+        crate::xdg::dir_from(crate::xdg::Base::Config, xdg_config_home, home)?
+            .join("contacts.toml"),
+    )
 }
 
 fn check_name(name: &str) -> Result<(), String> {
@@ -1352,7 +1348,7 @@ fn toml_string(s: &str) -> String {
 }
 
 /// An error at byte `offset` of `text`, as "line L, column C: message".
-fn at(text: &str, offset: usize, message: &str) -> anyhow::Error {
+pub(crate) fn at(text: &str, offset: usize, message: &str) -> anyhow::Error {
     let mut end = offset.min(text.len());
     while !text.is_char_boundary(end) {
         end -= 1;

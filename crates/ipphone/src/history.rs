@@ -47,13 +47,7 @@ pub struct Record {
 
 /// Where the history lives.
 pub fn default_path() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state"))
-        })?;
-    Some(base.join("ipphone").join("history.jsonl"))
+    Some(crate::xdg::dir(crate::xdg::Base::State)?.join("history.jsonl"))
 }
 
 /// Appends `record` to the file at `path` (creating it and its directory).

@@ -19,6 +19,7 @@ mod sip_net;
 mod sip_phone;
 mod tones;
 mod voicemail;
+mod xdg;
 
 use std::process::ExitCode;
 

@@ -35,13 +35,7 @@ pub struct Message {
 
 /// Where messages are kept.
 pub fn directory() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share"))
-        })?;
-    Some(base.join("ipphone").join("messages"))
+    Some(crate::xdg::dir(crate::xdg::Base::Data)?.join("messages"))
 }
 
 /// A new message's recording: named after the time and the caller.
