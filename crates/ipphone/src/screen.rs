@@ -47,14 +47,25 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// Whether a message from `source` may go on to the SIP stack.
+    /// Whether a datagram from `source` may go on to the SIP stack.
     /// Responses always may (they answer our own requests); requests are
     /// checked.
     pub fn admit(&mut self, now: Instant, source: SocketAddr, message: &[u8]) -> bool {
         if message.starts_with(b"SIP/2.0 ") || message.iter().all(u8::is_ascii_whitespace) {
             return true;
         }
-        if is_scanner(message) {
+        self.admit_request(now, source, user_agent(message))
+    }
+
+    /// Whether a request from `source`, with this User-Agent value, may go
+    /// on to the SIP stack (for messages already framed, as on TCP).
+    pub fn admit_request(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        user_agent: Option<&[u8]>,
+    ) -> bool {
+        if user_agent.is_some_and(is_scanner) {
             self.dropped_scanners += 1;
             return false;
         }
@@ -84,13 +95,23 @@ impl Guard {
     }
 }
 
-/// Whether the message's User-Agent names a known scanner.
-fn is_scanner(message: &[u8]) -> bool {
-    let head = &message[..message.len().min(4_096)];
-    let text = String::from_utf8_lossy(head).to_ascii_lowercase();
-    text.lines()
-        .filter(|l| l.starts_with("user-agent:"))
-        .any(|l| SCANNERS.iter().any(|s| l.contains(s)))
+/// The value of the first User-Agent header line in a raw message's first
+/// 4 KiB, without copying.
+fn user_agent(message: &[u8]) -> Option<&[u8]> {
+    const NAME: &[u8] = b"user-agent:";
+    message[..message.len().min(4_096)]
+        .split(|&b| b == b'\n')
+        .find(|line| line.len() >= NAME.len() && line[..NAME.len()].eq_ignore_ascii_case(NAME))
+        .map(|line| &line[NAME.len()..])
+}
+
+/// Whether a User-Agent value names a known scanner (case-insensitive).
+fn is_scanner(value: &[u8]) -> bool {
+    SCANNERS.iter().any(|s| {
+        value
+            .windows(s.len())
+            .any(|w| w.eq_ignore_ascii_case(s.as_bytes()))
+    })
 }
 
 /// What a caller who got through meets.
@@ -235,6 +256,9 @@ mod tests {
         let source: SocketAddr = "192.0.2.1:5060".parse().unwrap();
         let scan = b"OPTIONS sip:100@192.0.2.2 SIP/2.0\r\nUser-Agent: friendly-scanner\r\n\r\n";
         assert!(!guard.admit(now, source, scan));
+        let shouting = b"INVITE sip:1@192.0.2.2 SIP/2.0\r\nUSER-AGENT: SIPVicious 0.3\r\n\r\n";
+        assert!(!guard.admit(now, source, shouting));
+        assert!(!guard.admit_request(now, source, Some(b"sipcli/v1.8")));
         let invite = b"INVITE sip:bob@192.0.2.2 SIP/2.0\r\nUser-Agent: baresip\r\n\r\n";
         let admitted = (0..100)
             .filter(|_| guard.admit(now, source, invite))
@@ -250,7 +274,7 @@ mod tests {
         assert!(guard.admit(later, other, invite));
         // Responses always pass.
         assert!(guard.admit(later, source, b"SIP/2.0 200 OK\r\n\r\n"));
-        assert_eq!(guard.dropped_scanners, 1);
+        assert_eq!(guard.dropped_scanners, 3);
         assert!(guard.dropped_flood >= 170);
     }
 }

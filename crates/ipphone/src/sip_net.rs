@@ -34,6 +34,8 @@ pub enum Incoming {
 
 pub struct SipNet {
     udp: UdpSocket,
+    /// The UDP socket's peer when it is connected (a caller's).
+    connected: Option<SocketAddr>,
     listener: Option<TcpListener>,
     connections: Vec<Connection>,
 }
@@ -57,6 +59,7 @@ impl SipNet {
             l.set_nonblocking(true)?;
         }
         Ok(SipNet {
+            connected: udp.peer_addr().ok(),
             udp,
             listener,
             connections: Vec::new(),
@@ -86,12 +89,9 @@ impl SipNet {
     pub fn poll(&mut self, out: &mut Vec<Incoming>) {
         let mut buf = [0u8; 65_536];
         for _ in 0..64 {
-            let received = if self.udp.peer_addr().is_ok() {
-                self.udp
-                    .recv(&mut buf)
-                    .map(|n| (n, self.udp.peer_addr().expect("connected")))
-            } else {
-                self.udp.recv_from(&mut buf)
+            let received = match self.connected {
+                Some(peer) => self.udp.recv(&mut buf).map(|n| (n, peer)),
+                None => self.udp.recv_from(&mut buf),
             };
             match received {
                 Ok((n, from)) => out.push(Incoming::Datagram(from, buf[..n].to_vec())),
@@ -118,10 +118,9 @@ impl SipNet {
     /// Sends one transmit of the user agent.
     pub fn send(&mut self, t: Transmit) {
         if !t.tcp {
-            let sent = if self.udp.peer_addr().is_ok() {
-                self.udp.send(&t.data)
-            } else {
-                self.udp.send_to(&t.data, t.to)
+            let sent = match self.connected {
+                Some(_) => self.udp.send(&t.data),
+                None => self.udp.send_to(&t.data, t.to),
             };
             if let Err(e) = sent {
                 tracing::debug!("sending SIP to {} failed: {e}", t.to);

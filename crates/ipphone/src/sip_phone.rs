@@ -1051,8 +1051,8 @@ fn receive(
             }
             Incoming::Stream(from, item) => {
                 let admitted = match (&item, guard.as_mut()) {
-                    (StreamItem::Message(m @ Message::Request(_)), Some(g)) => {
-                        g.admit(now, from, &m.to_bytes())
+                    (StreamItem::Message(Message::Request(r)), Some(g)) => {
+                        g.admit_request(now, from, r.headers.get("User-Agent").map(str::as_bytes))
                     }
                     _ => true,
                 };

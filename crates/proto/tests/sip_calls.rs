@@ -698,3 +698,32 @@ fn a_hung_up_call_settles_at_once_though_its_transactions_linger() {
     assert!(net.agent(1).is_settled() && net.agent(2).is_settled());
     assert!(!net.agent(1).is_idle());
 }
+
+#[test]
+fn a_flood_of_requests_is_answered_without_growing_state() {
+    use ipphone_proto::sip::ua::MAX_SERVER_TRANSACTIONS;
+    let mut bob = agent(2, "bob");
+    let now = Instant::now();
+    let mut unavailable = 0;
+    for n in 0..MAX_SERVER_TRANSACTIONS + 200 {
+        let options = format!(
+            "OPTIONS sip:bob@127.0.0.2 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKflood{n}\r\n\
+             From: <sip:a@127.0.0.1>;tag=f{n}\r\nTo: <sip:bob@127.0.0.2>\r\n\
+             Call-ID: flood{n}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        bob.handle_datagram(now, addr(1), options.as_bytes());
+        while let Some(t) = bob.poll_transmit() {
+            if let Message::Response(r) = Message::parse(&t.data).unwrap()
+                && r.status == 503
+            {
+                unavailable += 1;
+            }
+        }
+    }
+    // The first ones are answered and remembered; the rest get 503, and
+    // once the remembered ones expire, there is room again.
+    assert_eq!(unavailable, 200);
+    bob.handle_timeout(now + Duration::from_secs(40));
+    assert!(bob.is_idle());
+}

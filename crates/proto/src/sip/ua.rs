@@ -26,6 +26,11 @@ use super::transaction::{
     ClientEvent, ClientTransaction, Key, ServerEvent, ServerTransaction, Timers,
 };
 
+/// Server transactions held at once. Each lives for up to 64·T1 after its
+/// answer, so a burst of requests could otherwise grow them without end;
+/// beyond this, requests are answered 503 and forgotten.
+pub const MAX_SERVER_TRANSACTIONS: usize = 1_024;
+
 /// How the agent presents itself.
 #[derive(Clone)]
 pub struct UaConfig {
@@ -734,6 +739,17 @@ impl UserAgent {
         }
         if request.method == Method::Ack {
             self.handle_ack(&request);
+            return;
+        }
+        if self.servers.len() >= MAX_SERVER_TRANSACTIONS {
+            // A flood: answer without keeping any state (RFC 3261 §21.5.4).
+            let mut busy = self.response(&request, 503, None);
+            busy.headers.push("Retry-After", "5");
+            self.transmits.push_back(Transmit {
+                to: source,
+                data: busy.to_bytes(),
+                tcp,
+            });
             return;
         }
         let Some(transaction) = ServerTransaction::new(request.clone(), tcp, self.config.timers)
