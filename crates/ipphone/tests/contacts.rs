@@ -104,24 +104,10 @@ fn a_known_caller_is_shown_by_name_and_a_blocked_one_never_rings() {
         .0,
         0
     );
-    let mut callee = Phone::spawn_with_env(
-        &[
-            "listen",
-            "--bind",
-            "127.0.0.1:0",
-            "--auto-answer",
-            "--mic",
-            "null",
-            "--speaker",
-            "null",
-        ],
+    let (mut callee, port) = Phone::listen_with_env(
+        &["--auto-answer", "--mic", "null", "--speaker", "null"],
         &[("XDG_CONFIG_HOME", &config)],
     );
-    let port: u16 = callee.wait_for("listening", LONG)["addr"]
-        .as_str()
-        .and_then(|a| a.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap();
     let target = format!("sip:bob@127.0.0.1:{port}");
     let mut mallory = Phone::spawn_with_env(
         &["call", &target, "--mic", "null", "--speaker", "null"],

@@ -22,11 +22,8 @@ fn sigterm_mid_call_leaves_a_record_and_a_finished_recording() {
     let dir = scratch("history");
     let (caller_state, callee_state) = (dir.join("caller-state"), dir.join("callee-state"));
     let heard = dir.join("heard.wav");
-    let mut callee = Phone::spawn_with_env(
+    let (mut callee, port) = Phone::listen_with_env(
         &[
-            "listen",
-            "--bind",
-            "127.0.0.1:0",
             "--auto-answer",
             "--calls",
             "1",
@@ -37,11 +34,6 @@ fn sigterm_mid_call_leaves_a_record_and_a_finished_recording() {
         ],
         &[("XDG_STATE_HOME", &callee_state)],
     );
-    let port: u16 = callee.wait_for("listening", LONG)["addr"]
-        .as_str()
-        .and_then(|a| a.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap();
     let mut caller = Phone::spawn_with_env(
         &[
             "call",
@@ -95,25 +87,10 @@ fn an_unanswered_call_is_missed_at_one_end_and_unanswered_at_the_other() {
     let dir = scratch("history-missed");
     let (caller_state, callee_state) = (dir.join("caller-state"), dir.join("callee-state"));
     // Rings without a terminal to answer on: the caller gives up.
-    let mut callee = Phone::spawn_with_env(
-        &[
-            "listen",
-            "--bind",
-            "127.0.0.1:0",
-            "--calls",
-            "1",
-            "--mic",
-            "null",
-            "--speaker",
-            "null",
-        ],
+    let (mut callee, port) = Phone::listen_with_env(
+        &["--calls", "1", "--mic", "null", "--speaker", "null"],
         &[("XDG_STATE_HOME", &callee_state)],
     );
-    let port: u16 = callee.wait_for("listening", LONG)["addr"]
-        .as_str()
-        .and_then(|a| a.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap();
     let mut caller = Phone::spawn_with_env(
         &[
             "call",

@@ -16,11 +16,8 @@ fn an_unanswered_call_leaves_a_message() {
     let dir = scratch("voicemail");
     let data = dir.join("data");
     let greeting_heard = dir.join("greeting.wav");
-    let mut callee = Phone::spawn_with_env(
+    let (mut callee, port) = Phone::listen_with_env(
         &[
-            "listen",
-            "--bind",
-            "127.0.0.1:0",
             "--voicemail=1",
             "--calls",
             "1",
@@ -31,11 +28,6 @@ fn an_unanswered_call_leaves_a_message() {
         ],
         &[("XDG_DATA_HOME", &data)],
     );
-    let port: u16 = callee.wait_for("listening", LONG)["addr"]
-        .as_str()
-        .and_then(|a| a.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap();
     let mut caller = Phone::spawn_with_env(
         &[
             "call",
@@ -103,11 +95,8 @@ fn unknown_callers_can_be_sent_straight_to_the_machine() {
     let data = dir.join("data");
     let config = dir.join("config.toml");
     std::fs::write(&config, "[screening]\nunknown = \"voicemail\"\n").unwrap();
-    let mut callee = Phone::spawn_with_env(
+    let (mut callee, port) = Phone::listen_with_env(
         &[
-            "listen",
-            "--bind",
-            "127.0.0.1:0",
             "--config",
             config.to_str().unwrap(),
             "--calls",
@@ -119,11 +108,6 @@ fn unknown_callers_can_be_sent_straight_to_the_machine() {
         ],
         &[("XDG_DATA_HOME", &data)],
     );
-    let port: u16 = callee.wait_for("listening", LONG)["addr"]
-        .as_str()
-        .and_then(|a| a.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap();
     let mut caller = Phone::spawn(&[
         "call",
         &format!("sip:bob@127.0.0.1:{port}"),

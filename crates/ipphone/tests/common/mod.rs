@@ -149,9 +149,19 @@ impl Phone {
 
     /// Starts a listener bound to `bind`; returns it and the port it got.
     pub fn listen_on(bind: &str, args: &[&str]) -> (Phone, u16) {
+        Phone::listen_on_with_env(bind, args, &[])
+    }
+
+    /// Starts a listener on a free loopback port with `env` added to its
+    /// environment; returns it and the port.
+    pub fn listen_with_env(args: &[&str], env: &[(&str, &Path)]) -> (Phone, u16) {
+        Phone::listen_on_with_env("127.0.0.1:0", args, env)
+    }
+
+    fn listen_on_with_env(bind: &str, args: &[&str], env: &[(&str, &Path)]) -> (Phone, u16) {
         let mut all = vec!["listen", "--bind", bind];
         all.extend_from_slice(args);
-        let mut phone = Phone::spawn(&all);
+        let mut phone = Phone::spawn_with_env(&all, env);
         let ev = phone.wait_for("listening", Duration::from_secs(20));
         let addr = ev["addr"].as_str().expect("listening addr");
         let port = addr
