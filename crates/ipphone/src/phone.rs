@@ -282,10 +282,9 @@ fn choose(query: &str, names: &[&str]) -> Option<usize> {
 }
 
 fn call_once(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow::Result<u8> {
-    let report = report.clone();
     if args.protocol == Protocol::Sip {
         check_audio(&args.audio)?;
-        return crate::sip_phone::call(args, interrupt, &report);
+        return crate::sip_phone::call(args, interrupt, report);
     }
     if !has_port(&args.target) {
         eprintln!(
@@ -300,7 +299,7 @@ fn call_once(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyho
         protocol: args.protocol.name(),
     });
     if args.protocol == Protocol::Rtp {
-        return call_rtp(args, interrupt, &report);
+        return call_rtp(args, interrupt, report);
     }
     let timeout = Duration::from_secs_f64(args.timeout.max(0.1));
     let stream = match connect(&args.target, timeout, interrupt) {
@@ -336,10 +335,10 @@ fn call_once(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyho
         Some(connected),
         args.duration.map(Duration::from_secs_f64),
         interrupt,
-        &report,
+        report,
     );
     let code = exit_code(&end);
-    report_end(&report, end);
+    report_end(report, end);
     Ok(code)
 }
 
