@@ -130,6 +130,9 @@ fn a_known_caller_is_shown_by_name_and_a_blocked_one_never_rings() {
     assert_eq!(alice.exit_code(LONG), 0);
     let incoming = callee.wait_for("incoming", LONG);
     assert_eq!(incoming["name"], "Alice Liddell", "{incoming}");
+    // The answered call ends at the callee too before Ctrl-C: during a
+    // call, Ctrl-C hangs up and goes back to waiting; only idle, it exits.
+    callee.wait_for("hangup", LONG);
     callee.signal("INT");
     assert_eq!(callee.exit_code(LONG), 0);
     assert_eq!(callee.last("refused")["reason"], "screened");

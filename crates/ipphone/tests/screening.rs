@@ -59,6 +59,9 @@ fn a_blocked_caller_never_rings() {
         &[("USER", Path::new("alice"))],
     );
     assert_eq!(alice.exit_code(LONG), 0);
+    // The answered call ends at the callee too before Ctrl-C: during a
+    // call, Ctrl-C hangs up and goes back to waiting; only idle, it exits.
+    callee.wait_for("hangup", LONG);
     callee.signal("INT");
     assert_eq!(callee.exit_code(LONG), 0);
     let refused = callee.last("refused");

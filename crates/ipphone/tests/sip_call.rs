@@ -259,6 +259,9 @@ fn only_calls_for_its_user_are_taken() {
         "null",
     ]);
     assert_eq!(right.exit_code(LONG), 0);
+    // The answered call ends at the callee too before Ctrl-C: during a
+    // call, Ctrl-C hangs up and goes back to waiting; only idle, it exits.
+    callee.wait_for("hangup", LONG);
     callee.signal("INT");
     assert_eq!(callee.exit_code(LONG), 0);
     assert!(!events(&callee).contains(&"refused".to_owned()));
