@@ -4,3 +4,4 @@ pub mod correlate;
 pub mod signal;
 pub mod stretch;
 pub mod tones;
+pub mod vad;
