@@ -17,7 +17,9 @@
 //! it when the guard is dropped, because a cpal stream need not be `Send`. That
 //! thread also catches alsa-lib's messages, which it would otherwise print on
 //! stderr, and logs them at debug level. The device callbacks only move samples
-//! between the device's buffer and the ring: no allocation, lock or log.
+//! between the device's buffer and the ring: no allocation, lock or log. Each
+//! also notes when it ran (a clock read and an atomic store), from which the
+//! stream's user predicts the next callback and sleeps until then.
 //!
 //! Known limits of cpal 0.18's PulseAudio client with a fixed buffer size: a
 //! playback stream asks for a target length of exactly two requests, from
@@ -31,10 +33,10 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{
@@ -42,7 +44,9 @@ use cpal::{
     StreamConfig, SupportedBufferSize, SupportedStreamConfigRange,
 };
 
-use super::{AudioError, MicStream, SpeakerStream, StreamCounters, apply_discard, ring_capacity};
+use super::{
+    AudioError, Driver, MicStream, SpeakerStream, StreamCounters, apply_discard, ring_capacity,
+};
 
 /// Audio moved per device callback. cpal's default lets PulseAudio buffer
 /// seconds; a fixed period bounds the device's share of the delay: two
@@ -57,6 +61,10 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Device errors queued for the stream's thread to log; more are counted only.
 const ERROR_QUEUE: usize = 16;
+
+/// How long a stream's user sleeps before looking again when a callback is
+/// later than predicted.
+const LATE_RETRY: Duration = Duration::from_millis(1);
 
 /// One sound device as `ipphone devices` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,7 +137,7 @@ pub fn open_mic(name: Option<&str>, preferred_rate: u32) -> Result<MicStream, Au
         rate: opened.rate,
         ring,
         counters: opened.counters,
-        guard: Box::new(opened.guard),
+        driver: Box::new(opened.guard),
     })
 }
 
@@ -145,7 +153,7 @@ pub fn open_speaker(name: Option<&str>, preferred_rate: u32) -> Result<SpeakerSt
         ring,
         device_latency: opened.device_latency,
         counters: opened.counters,
-        guard: Box::new(opened.guard),
+        driver: Box::new(opened.guard),
     })
 }
 
@@ -521,6 +529,7 @@ struct Started {
     ring: Ring,
     device_latency: usize,
     counters: Arc<StreamCounters>,
+    clock: Arc<CallbackClock>,
 }
 
 /// What the stream's thread is told while the stream runs.
@@ -529,10 +538,72 @@ enum Event {
     Error(cpal::Error),
 }
 
+/// When a stream's callback last ran, and how much it moved: written by the
+/// callback, read by the stream's user to predict the next one. The two
+/// values may be read half updated: a prediction a little off, at worst.
+struct CallbackClock {
+    epoch: Instant,
+    rate: u32,
+    /// Nanoseconds from `epoch` to the start of the last callback, plus one;
+    /// 0 before the first.
+    last: AtomicU64,
+    /// Frames the last callback moved (at first, the period asked for): a
+    /// server may call back with less, more often.
+    frames: AtomicUsize,
+}
+
+impl CallbackClock {
+    fn new(period: u32, rate: u32) -> Self {
+        Self {
+            epoch: Instant::now(),
+            rate: rate.max(1),
+            last: AtomicU64::new(0),
+            frames: AtomicUsize::new(period.max(1) as usize),
+        }
+    }
+
+    /// Notes that a callback moving `frames` runs now. Real-time safe:
+    /// reading the monotonic clock is no system call where it matters (the
+    /// vDSO), and the stores are plain atomics.
+    fn tick(&self, frames: usize) {
+        let since = self.epoch.elapsed().as_nanos() as u64;
+        self.last.store(since.saturating_add(1), Ordering::Relaxed);
+        if frames > 0 {
+            self.frames.store(frames, Ordering::Relaxed);
+        }
+    }
+
+    /// When `samples` more will have been moved, callbacks of the last one's
+    /// size following each other at its length.
+    fn when(&self, now: Instant, samples: usize) -> Instant {
+        let frames = self.frames.load(Ordering::Relaxed).max(1);
+        let callbacks = samples.div_ceil(frames).max(1) as u64;
+        let period = Duration::from_nanos(frames as u64 * 1_000_000_000 / u64::from(self.rate));
+        let predicted = match self.last.load(Ordering::Relaxed) {
+            0 => now + period,
+            last => {
+                self.epoch + Duration::from_nanos(last - 1) + period * callbacks.min(1_000) as u32
+            }
+        };
+        if predicted > now {
+            predicted
+        } else {
+            now + LATE_RETRY
+        }
+    }
+}
+
 /// Keeps a device stream playing; dropping it stops and closes the stream.
 struct DeviceGuard {
     events: SyncSender<Event>,
     thread: Option<JoinHandle<()>>,
+    clock: Arc<CallbackClock>,
+}
+
+impl Driver for DeviceGuard {
+    fn when(&self, now: Instant, samples: usize) -> Instant {
+        self.clock.when(now, samples)
+    }
 }
 
 impl Drop for DeviceGuard {
@@ -579,6 +650,7 @@ fn open(
             guard: DeviceGuard {
                 events,
                 thread: Some(thread),
+                clock: started.clock,
             },
         }),
         Ok(Err(e)) => {
@@ -669,6 +741,7 @@ fn start(
     };
     let capacity = ring_capacity(choice.rate);
     let channels = usize::from(choice.channels);
+    let clock = Arc::new(CallbackClock::new(choice.period, choice.rate));
     let (stream, ring) = match direction {
         Direction::Capture => {
             let (producer, consumer) = rtrb::RingBuffer::new(capacity);
@@ -676,6 +749,7 @@ fn start(
                 ring: producer,
                 counters: counters.clone(),
                 channels,
+                clock: clock.clone(),
             };
             let stream = build_capture(device, config, choice.format, sink, on_error);
             (stream, Ring::Capture(consumer))
@@ -686,6 +760,7 @@ fn start(
                 ring: consumer,
                 counters: counters.clone(),
                 channels,
+                clock: clock.clone(),
             };
             let stream = build_playback(device, config, choice.format, source, on_error);
             (stream, Ring::Playback(producer))
@@ -713,6 +788,7 @@ fn start(
         ring,
         device_latency,
         counters,
+        clock,
     };
     Ok((stream, started, candidate.name))
 }
@@ -722,6 +798,7 @@ struct CaptureSink {
     ring: rtrb::Producer<i16>,
     counters: Arc<StreamCounters>,
     channels: usize,
+    clock: Arc<CallbackClock>,
 }
 
 impl CaptureSink {
@@ -734,6 +811,7 @@ impl CaptureSink {
         i16: FromSample<T>,
     {
         let frames = data.chunks_exact(self.channels);
+        self.clock.tick(frames.len());
         let wanted = frames.len();
         let n = wanted.min(self.ring.slots());
         if let Ok(chunk) = self.ring.write_chunk_uninit(n) {
@@ -752,6 +830,7 @@ struct PlaybackSource {
     ring: rtrb::Consumer<i16>,
     counters: Arc<StreamCounters>,
     channels: usize,
+    clock: Arc<CallbackClock>,
 }
 
 impl PlaybackSource {
@@ -762,6 +841,7 @@ impl PlaybackSource {
     where
         T: Sample + FromSample<i16>,
     {
+        self.clock.tick(data.len() / self.channels);
         apply_discard(&mut self.ring, &self.counters);
         let mut frames = data.chunks_exact_mut(self.channels);
         let wanted = frames.len();
@@ -1042,6 +1122,28 @@ mod tests {
         Arc::new(StreamCounters::default())
     }
 
+    fn clock() -> Arc<CallbackClock> {
+        Arc::new(CallbackClock::new(160, 8_000))
+    }
+
+    #[test]
+    fn the_next_callback_is_predicted_from_the_last() {
+        let clock = CallbackClock::new(160, 8_000);
+        let now = clock.epoch;
+        assert_eq!(clock.when(now, 1), now + TEN_MS * 2, "a period, before any");
+        clock.tick(160);
+        let last = clock.epoch + Duration::from_nanos(clock.last.load(Ordering::Relaxed) - 1);
+        assert_eq!(clock.when(last, 160), last + TEN_MS * 2);
+        assert_eq!(clock.when(last, 161), last + TEN_MS * 4);
+        // A callback later than predicted: look again shortly.
+        let late = last + TEN_MS * 3;
+        assert_eq!(clock.when(late, 1), late + LATE_RETRY);
+        // A server that calls back with 10 ms at a time.
+        clock.tick(80);
+        let last = clock.epoch + Duration::from_nanos(clock.last.load(Ordering::Relaxed) - 1);
+        assert_eq!(clock.when(last, 100), last + TEN_MS * 2);
+    }
+
     #[test]
     fn capture_averages_channels_and_counts_overruns() {
         let (ring, mut out) = rtrb::RingBuffer::new(3);
@@ -1049,6 +1151,7 @@ mod tests {
             ring,
             counters: counters(),
             channels: 2,
+            clock: clock(),
         };
         sink.push(&[0.5f32, -0.5, 0.5, 0.0, -1.0, -1.0, 0.25, 0.25]);
         let got: Vec<i16> = std::iter::from_fn(|| out.pop().ok()).collect();
@@ -1066,6 +1169,7 @@ mod tests {
             ring,
             counters: counters(),
             channels: 2,
+            clock: clock(),
         };
         let mut out = [9u8; 7];
         source.pull(&mut out);
@@ -1088,6 +1192,7 @@ mod tests {
             ring,
             counters: counters(),
             channels: 1,
+            clock: clock(),
         };
         source.counters.discard.store(3, Ordering::Relaxed);
         let mut out = [0i16; 2];

@@ -7,6 +7,10 @@
 //! [`Speaker`]) is shared, so a headless run with WAV files exercises the same
 //! pipeline as a sound card.
 //!
+//! Each stream's [`Driver`] also tells when its ring will next have moved,
+//! so that a call can sleep until its next frame is captured or its speaker
+//! runs low, instead of looking every few milliseconds.
+//!
 //! Backends:
 //! - [`device`]: the sound card, through cpal (ALSA, or PulseAudio/PipeWire).
 //! - [`wav`]: a WAV file played as a microphone in real time, and a WAV file
@@ -113,10 +117,21 @@ pub fn apply_discard(ring: &mut rtrb::Consumer<i16>, counters: &StreamCounters) 
     }
 }
 
-/// Something that must stay alive while a stream runs: a device stream, a
-/// pacing thread. Dropping it stops the stream (and finishes a recording).
-pub trait StreamGuard: Send {}
-impl<T: Send> StreamGuard for T {}
+/// What runs a stream and keeps its time: a device's callback on a thread of
+/// its own, or, for a backend without a clock, the paced work done on the
+/// thread that uses the stream ([`pace`]). Dropping it stops the stream (and
+/// finishes a recording).
+pub trait Driver: Send {
+    /// Brings the stream up to `now`. A backend without a clock moves the
+    /// samples that have fallen due since it was last asked; a device's
+    /// callback does that by itself. Call it before looking at the ring.
+    fn advance(&mut self, _now: Instant) {}
+
+    /// When `samples` more samples will have gone through the ring (captured
+    /// into it, or played out of it), by the stream's clock; always after
+    /// `now`, for a caller that sleeps until then and looks again.
+    fn when(&self, now: Instant, samples: usize) -> Instant;
+}
 
 /// The capture side of a backend: samples at `rate` Hz appear in `ring` at
 /// the pace of the backend's clock.
@@ -124,7 +139,7 @@ pub struct MicStream {
     pub rate: u32,
     pub ring: rtrb::Consumer<i16>,
     pub counters: Arc<StreamCounters>,
-    pub guard: Box<dyn StreamGuard>,
+    pub driver: Box<dyn Driver>,
 }
 
 /// The playback side of a backend: samples pushed into `ring` are played at
@@ -135,7 +150,7 @@ pub struct SpeakerStream {
     /// How many samples the backend holds beyond the ring (device buffers).
     pub device_latency: usize,
     pub counters: Arc<StreamCounters>,
-    pub guard: Box<dyn StreamGuard>,
+    pub driver: Box<dyn Driver>,
 }
 
 /// Opens the capture side of `spec`, at `preferred_rate` if the backend can.
@@ -223,7 +238,7 @@ impl Microphone {
 
     /// Fills `out` with the next samples if they have arrived; never waits.
     pub fn try_read(&mut self, out: &mut [i16]) -> bool {
-        self.take_available();
+        self.take_available(Instant::now());
         if self.pending.len() < out.len() {
             return false;
         }
@@ -232,10 +247,26 @@ impl Microphone {
         true
     }
 
-    fn take_available(&mut self) {
+    /// When `samples` (at the call's rate) can be read: `now` if they can,
+    /// else when the backend's clock will have brought what is missing. With
+    /// a resampler in between that may be a little early, never late: look
+    /// again then.
+    pub fn ready_at(&mut self, samples: usize, now: Instant) -> Instant {
+        self.take_available(now);
+        let Some(missing) = samples.checked_sub(self.pending.len()).filter(|&m| m > 0) else {
+            return now;
+        };
+        let backend = (missing as u64 * u64::from(self.stream.rate)).div_ceil(u64::from(self.rate));
+        self.stream.driver.when(now, backend as usize)
+    }
+
+    /// Moves what the backend has captured into `pending`; returns whether
+    /// there was anything.
+    fn take_available(&mut self, now: Instant) -> bool {
+        self.stream.driver.advance(now);
         let available = self.stream.ring.slots();
         if available == 0 {
-            return;
+            return false;
         }
         self.input.clear();
         if let Ok(chunk) = self.stream.ring.read_chunk(available) {
@@ -245,32 +276,31 @@ impl Microphone {
             chunk.commit_all();
         }
         self.resampler.process(&self.input, &mut self.pending);
+        true
     }
 
-    /// Fills `out` with the next samples, waiting for the backend's clock.
+    /// Fills `out` with the next samples, sleeping until the backend's clock
+    /// brings them.
     ///
     /// Returns false, with `out` untouched, if `give_up` returns true while
     /// waiting or no audio arrives for two seconds (a stalled device).
     pub fn read(&mut self, out: &mut [i16], mut give_up: impl FnMut() -> bool) -> bool {
+        /// The longest sleep between looks at `give_up`.
+        const LOOK: Duration = Duration::from_millis(20);
         let mut last_progress = Instant::now();
-        while self.pending.len() < out.len() {
-            let available = self.stream.ring.slots();
-            if available == 0 {
-                if give_up() || last_progress.elapsed() > Duration::from_secs(2) {
-                    return false;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-                continue;
+        loop {
+            let now = Instant::now();
+            if self.take_available(now) {
+                last_progress = now;
             }
-            last_progress = Instant::now();
-            self.input.clear();
-            if let Ok(chunk) = self.stream.ring.read_chunk(available) {
-                let (a, b) = chunk.as_slices();
-                self.input.extend_from_slice(a);
-                self.input.extend_from_slice(b);
-                chunk.commit_all();
+            if self.pending.len() >= out.len() {
+                break;
             }
-            self.resampler.process(&self.input, &mut self.pending);
+            if give_up() || now.duration_since(last_progress) > Duration::from_secs(2) {
+                return false;
+            }
+            let ready = self.ready_at(out.len(), now).min(now + LOOK);
+            std::thread::sleep(ready.saturating_duration_since(Instant::now()));
         }
         out.copy_from_slice(&self.pending[..out.len()]);
         self.pending.drain(..out.len());
@@ -351,6 +381,7 @@ impl Speaker {
     pub fn play(&mut self, pcm: &[i16]) {
         self.scratch.clear();
         self.resampler.process(pcm, &mut self.scratch);
+        self.stream.driver.advance(Instant::now());
         let mut queued = self.queued();
         let underruns = self.stream.counters.xruns.load(Ordering::Relaxed);
         let ran_dry = queued == 0 && (underruns != self.seen_underruns || !self.started);
@@ -390,6 +421,7 @@ impl Speaker {
     pub fn push(&mut self, pcm: &[i16]) {
         self.scratch.clear();
         self.resampler.process(pcm, &mut self.scratch);
+        self.stream.driver.advance(Instant::now());
         let n = self.scratch.len().min(self.stream.ring.slots());
         if let Ok(chunk) = self.stream.ring.write_chunk_uninit(n) {
             chunk.fill_from_iter(self.scratch[..n].iter().copied());
@@ -398,8 +430,20 @@ impl Speaker {
     }
 
     /// How much audio waits in front of the backend.
-    pub fn queued_time(&self) -> Duration {
+    pub fn queued_time(&mut self) -> Duration {
+        self.stream.driver.advance(Instant::now());
         Duration::from_secs_f64(self.queued() as f64 / f64::from(self.stream.rate))
+    }
+
+    /// When less than `level` will be queued: `now` if it already is, else
+    /// when the backend's clock will have played enough of the queue.
+    pub fn low_at(&mut self, level: Duration, now: Instant) -> Instant {
+        self.stream.driver.advance(now);
+        let level = (level.as_secs_f64() * f64::from(self.stream.rate)).ceil() as usize;
+        match (self.queued() + 1).checked_sub(level) {
+            Some(over) if over > 0 => self.stream.driver.when(now, over),
+            _ => now,
+        }
     }
 
     /// Samples played as silence because nothing was queued.
@@ -438,8 +482,9 @@ fn ring_capacity(rate: u32) -> usize {
 mod tests {
     use super::*;
 
-    fn queued(speaker: &Speaker) -> usize {
-        speaker.capacity - speaker.stream.ring.slots()
+    fn queued(speaker: &mut Speaker) -> usize {
+        speaker.stream.driver.advance(Instant::now());
+        speaker.queued()
     }
 
     #[test]
@@ -474,7 +519,11 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
             speaker.play(&[100; 80]);
         }
-        assert!(queued(&speaker) < 8 * 100, "queued {}", queued(&speaker));
+        assert!(
+            queued(&mut speaker) < 8 * 100,
+            "queued {}",
+            queued(&mut speaker)
+        );
         assert!(speaker.dropped() > 2_000, "dropped {}", speaker.dropped());
     }
 
@@ -493,7 +542,7 @@ mod tests {
     fn playback_starts_with_a_little_headroom() {
         let mut speaker = Speaker::new(null::open_speaker(8_000), 8_000, PlayoutConfig::default());
         speaker.play(&[100; 80]);
-        let q = queued(&speaker);
+        let q = queued(&mut speaker);
         assert!((80..=80 + 160).contains(&q), "prefill + frame, got {q}");
         assert_eq!(speaker.dropped(), 0);
     }

@@ -1,5 +1,6 @@
 //! The null backend: a microphone that delivers silence and a speaker that
-//! discards, both at real-time pace so the call around them keeps time.
+//! discards, both at real-time pace ([`super::pace`]) so the call around them
+//! keeps time.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -18,7 +19,7 @@ pub fn open_mic(rate: u32) -> MicStream {
         rate,
         ring,
         counters,
-        guard: Box::new(Paced::spawn("null-mic", rate, task)),
+        driver: Box::new(Paced::new(rate, task)),
     }
 }
 
@@ -29,13 +30,12 @@ pub fn open_speaker(rate: u32) -> SpeakerStream {
         consumer,
         counters: counters.clone(),
     };
-    let guard = Box::new(Paced::spawn("null-speaker", rate, task));
     SpeakerStream {
         rate,
         ring,
         device_latency: 0,
         counters,
-        guard,
+        driver: Box::new(Paced::new(rate, task)),
     }
 }
 

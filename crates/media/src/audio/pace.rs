@@ -1,68 +1,133 @@
-//! A clock for backends that have none of their own (files, null): it wakes
-//! every few milliseconds and says how many samples are due, so that a file
-//! is read or written exactly as fast as a sound card would do it.
+//! A clock for backends that have none of their own (files, null): samples
+//! fall due a tick at a time, as a sound card's periods do, counted from the
+//! moment the stream opens, so that a file is read or written exactly as fast
+//! as a sound card would do it.
+//!
+//! Nothing wakes up to do that work: the thread that uses the stream brings
+//! it up to date whenever it looks at the ring ([`Paced::advance`]), and it
+//! knows from the clock when the next samples fall due ([`Paced::when`]), so
+//! it can sleep until then. Only that thread touches either end of the ring,
+//! so doing every tick's work late, at once, moves the same samples as doing
+//! it on time: what a tick finds in the ring is what was there when it fell
+//! due.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How often a paced backend wakes up.
+use super::Driver;
+
+/// The period of a paced backend: how much falls due at a time.
 pub const TICK: Duration = Duration::from_millis(5);
 
-/// The work a paced thread does.
+/// The work of a paced stream.
 pub trait PacedTask: Send + 'static {
     /// `samples` more samples are due.
     fn step(&mut self, samples: usize);
-    /// The stream is closing; runs on the paced thread after the last step.
+    /// The stream is closing, after the last step.
     fn finish(self);
 }
 
-/// A thread that calls [`PacedTask::step`] every [`TICK`] with the number of
-/// samples due since the last call, at `rate` Hz measured from its start,
-/// until this guard is dropped; then it finishes the task and is joined.
-pub struct Paced {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+/// A task on the clock: samples at `rate` Hz fall due every [`TICK`] from
+/// its start. Dropping it brings it up to date and finishes the task.
+pub struct Paced<T: PacedTask> {
+    start: Instant,
+    rate: u32,
+    /// Samples handed to the task so far.
+    done: u64,
+    task: Option<T>,
 }
 
-impl Paced {
-    pub fn spawn(name: &str, rate: u32, mut task: impl PacedTask) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(move || {
-                let start = Instant::now();
-                let mut done: u64 = 0;
-                let mut ticks: u32 = 0;
-                while !stopping.load(Ordering::Acquire) {
-                    ticks += 1;
-                    let wake = start + TICK * ticks;
-                    if let Some(wait) = wake.checked_duration_since(Instant::now()) {
-                        std::thread::sleep(wait);
-                    }
-                    let due = (start.elapsed().as_secs_f64() * f64::from(rate)) as u64;
-                    if due > done {
-                        task.step((due - done) as usize);
-                        done = due;
-                    }
-                }
-                task.finish();
-            })
-            .expect("spawning an audio pacing thread");
+impl<T: PacedTask> Paced<T> {
+    pub fn new(rate: u32, task: T) -> Self {
         Self {
-            stop,
-            thread: Some(thread),
+            start: Instant::now(),
+            rate,
+            done: 0,
+            task: Some(task),
+        }
+    }
+
+    /// The task itself, for tests.
+    #[cfg(test)]
+    pub fn task(&mut self) -> &mut T {
+        self.task.as_mut().expect("the task lives until the drop")
+    }
+
+    /// Samples due by the end of tick `ticks`.
+    fn due_at_tick(&self, ticks: u64) -> u64 {
+        (u128::from(ticks) * TICK.as_nanos() * u128::from(self.rate) / 1_000_000_000) as u64
+    }
+}
+
+impl<T: PacedTask> Driver for Paced<T> {
+    fn advance(&mut self, now: Instant) {
+        let ticks = now.saturating_duration_since(self.start).as_nanos() / TICK.as_nanos();
+        let due = self.due_at_tick(ticks as u64);
+        if due > self.done
+            && let Some(task) = &mut self.task
+        {
+            task.step((due - self.done) as usize);
+            self.done = due;
+        }
+    }
+
+    fn when(&self, _now: Instant, samples: usize) -> Instant {
+        // The first tick whose end brings the count to `wanted`.
+        let wanted = u128::from(self.done + samples.max(1) as u64);
+        let per_second = TICK.as_nanos() * u128::from(self.rate);
+        let ticks = (wanted * 1_000_000_000).div_ceil(per_second);
+        self.start + Duration::from_nanos((ticks * TICK.as_nanos()) as u64)
+    }
+}
+
+impl<T: PacedTask> Drop for Paced<T> {
+    fn drop(&mut self) {
+        self.advance(Instant::now());
+        if let Some(task) = self.task.take() {
+            task.finish();
         }
     }
 }
 
-impl Drop for Paced {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Count(u64);
+
+    impl PacedTask for Count {
+        fn step(&mut self, samples: usize) {
+            self.0 += samples as u64;
         }
+        fn finish(self) {}
+    }
+
+    #[test]
+    fn samples_fall_due_a_tick_at_a_time() {
+        let mut paced = Paced::new(16_000, Count::default());
+        let start = paced.start;
+        paced.advance(start + TICK - Duration::from_micros(1));
+        assert_eq!(paced.task().0, 0);
+        paced.advance(start + TICK);
+        assert_eq!(paced.task().0, 80);
+        paced.advance(start + Duration::from_millis(23));
+        assert_eq!(paced.task().0, 320);
+    }
+
+    #[test]
+    fn the_clock_says_when_samples_will_be_due() {
+        let mut paced = Paced::new(8_000, Count::default());
+        let start = paced.start;
+        assert_eq!(paced.when(start, 1), start + TICK);
+        assert_eq!(paced.when(start, 160), start + 4 * TICK);
+        assert_eq!(paced.when(start, 161), start + 5 * TICK);
+        paced.advance(start + 4 * TICK);
+        assert_eq!(paced.when(start, 160), start + 8 * TICK);
+        // A rate that does not divide into ticks: 220.5 samples each.
+        let paced = Paced::new(44_100, Count::default());
+        let start = paced.start;
+        assert_eq!(paced.when(start, 441), start + 2 * TICK);
+        assert_eq!(paced.when(start, 442), start + 3 * TICK);
+        assert_eq!(paced.when(start, 44_100), start + Duration::from_secs(1));
     }
 }

@@ -1,11 +1,11 @@
 //! WAV files as a microphone and as a speaker, paced in real time.
 //!
 //! The microphone reads the file as a sound card would deliver it: a few
-//! milliseconds at a time, at the file's own sample rate (the shared layer
-//! resamples), and silence once the file has ended. The speaker writes one
-//! sample per tick from the moment it opens, silence wherever nothing was
-//! played, so that a file sent and the file received line up and their offset
-//! is the real delay of the call.
+//! milliseconds at a time ([`super::pace`]), at the file's own sample rate
+//! (the shared layer resamples), and silence once the file has ended. The
+//! speaker writes a sample for each sample time from the moment it opens,
+//! silence wherever nothing was played, so that a file sent and the file
+//! received line up and their offset is the real delay of the call.
 //!
 //! A recording is written to `NAME.part` and renamed when it is finished, so
 //! the name never refers to a half-written file.
@@ -69,18 +69,17 @@ pub fn open_speaker(path: &Path, rate: u32) -> Result<SpeakerStream, AudioError>
         part,
         target: path.to_owned(),
     };
-    let guard = Box::new(Paced::spawn("wav-speaker", rate, task));
     Ok(SpeakerStream {
         rate,
         ring,
         device_latency: 0,
         counters,
-        guard,
+        driver: Box::new(Paced::new(rate, task)),
     })
 }
 
-/// Writes what the ring holds, and silence for what it lacks, one tick at a
-/// time; finishing writes the header and moves the file into place.
+/// Writes what the ring holds, and silence for what it lacks, as samples fall
+/// due; finishing writes the header and moves the file into place.
 struct Recorder {
     consumer: rtrb::Consumer<i16>,
     counters: Arc<StreamCounters>,
@@ -145,11 +144,11 @@ fn open_source(rate: u32, samples: impl Iterator<Item = i16> + Send + 'static) -
         rate,
         ring,
         counters,
-        guard: Box::new(Paced::spawn("wav-mic", rate, task)),
+        driver: Box::new(Paced::new(rate, task)),
     }
 }
 
-/// Moves the source's samples into the ring a tick at a time; silence after
+/// Moves the source's samples into the ring as they fall due; silence after
 /// its end.
 struct Player {
     producer: rtrb::Producer<i16>,
@@ -307,6 +306,7 @@ mod tests {
         let mut mic = open_mic(&path).expect("open");
         let start = Instant::now();
         std::thread::sleep(Duration::from_millis(300));
+        mic.driver.advance(Instant::now());
         let available = mic.ring.slots();
         let elapsed = start.elapsed().as_secs_f64();
         // A sound card delivers as time passes, not all at once.
@@ -321,6 +321,7 @@ mod tests {
         let mut got = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(3);
         while got.len() < 10_000 && Instant::now() < deadline {
+            mic.driver.advance(Instant::now());
             while let Ok(s) = mic.ring.pop() {
                 got.push(s);
             }
@@ -341,6 +342,7 @@ mod tests {
         let mut mic = open_mic(&path).expect("open");
         assert_eq!(mic.rate, 16_000);
         std::thread::sleep(Duration::from_millis(50));
+        mic.driver.advance(Instant::now());
         let got: Vec<i16> = std::iter::from_fn(|| mic.ring.pop().ok()).take(3).collect();
         assert_eq!(got, [2000, -300, 8]);
     }
@@ -362,6 +364,7 @@ mod tests {
         let mut speaker = open_speaker(&path, 8_000).expect("open");
         assert!(!path.exists(), "only the .part file exists while recording");
         std::thread::sleep(Duration::from_millis(100));
+        speaker.driver.advance(Instant::now());
         for _ in 0..800 {
             speaker.ring.push(1234).expect("room in the ring");
         }
