@@ -8,12 +8,14 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use media::audio::{AudioSpec, Microphone, PlayoutConfig, Speaker};
+use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
 
 use crate::cli::Protocol;
 use crate::codec::{self, StreamDecoder};
@@ -98,6 +100,13 @@ pub struct Shared {
     /// An RTP call sends no media while set: the far end holds the call
     /// (it asked us to only receive), or we do.
     pub paused: AtomicBool,
+    /// Wakes the call's thread from its wait: a hang-up, digits to send.
+    pub waker: Waker,
+    /// Woken when the call has news for whoever runs it: it ended, or
+    /// digits arrived.
+    supervisor: OnceLock<Waker>,
+    /// Set as the call's thread returns.
+    finished: AtomicBool,
     started: Instant,
 }
 
@@ -106,6 +115,7 @@ impl Shared {
         let mut end = self.end.lock().expect("call end lock poisoned");
         end.get_or_insert((reason, detail));
         self.ending.store(true, Ordering::Release);
+        self.waker.wake();
     }
 
     pub fn rtp_stats(&self) -> Option<crate::rtp_call::RtpStats> {
@@ -118,6 +128,9 @@ impl Shared {
         // Bounded: a far end flooding events cannot grow this.
         if digits.len() < 64 {
             digits.push(digit);
+        }
+        if let Some(supervisor) = self.supervisor.get() {
+            supervisor.wake();
         }
     }
 
@@ -161,6 +174,9 @@ impl Call {
             digits: Mutex::new(String::new()),
             digits_out: Mutex::new(String::new()),
             paused: AtomicBool::new(false),
+            waker: Waker::new(),
+            supervisor: OnceLock::new(),
+            finished: AtomicBool::new(false),
             started: Instant::now(),
         });
         let s = shared.clone();
@@ -174,16 +190,31 @@ impl Call {
                     .expect("call end lock poisoned")
                     .clone()
                     .unwrap_or((HangupReason::Local, None));
-                CallEnd {
+                let end = CallEnd {
                     reason,
                     detail,
                     duration: s.started.elapsed(),
                     traffic: s.traffic(),
                     rtp: s.rtp_stats(),
+                };
+                s.finished.store(true, Ordering::Release);
+                if let Some(supervisor) = s.supervisor.get() {
+                    supervisor.wake();
                 }
+                end
             })
             .expect("spawning the call thread");
         Call { shared, thread }
+    }
+
+    /// Has `waker` woken when the call ends or digits arrive, so that the
+    /// thread running it can sleep until then.
+    pub fn wake_on_news(&self, waker: &Waker) {
+        let _ = self.shared.supervisor.set(waker.clone());
+        // It may have ended before it knew whom to tell.
+        if self.is_finished() {
+            waker.wake();
+        }
     }
 
     /// Hangs up; the call ends with `reason` unless it had already ended.
@@ -191,8 +222,10 @@ impl Call {
         self.shared.end(reason, None);
     }
 
+    /// True once the call's thread is done ([`Call::join`] then returns at
+    /// once).
     pub fn is_finished(&self) -> bool {
-        self.thread.is_finished()
+        self.shared.finished.load(Ordering::Acquire) || self.thread.is_finished()
     }
 
     pub fn elapsed(&self) -> Duration {
@@ -225,6 +258,7 @@ impl Call {
                 }
             }
         }
+        self.shared.waker.wake();
     }
 
     /// The DTMF digits received since the last call.
@@ -243,6 +277,85 @@ impl Call {
             rtp: self.shared.rtp_stats(),
         })
     }
+}
+
+/// Wakes a thread that waits in [`wait`]: an eventfd it watches, written
+/// from another thread. Never from an audio callback: a write is a system
+/// call.
+#[derive(Clone)]
+pub struct Waker(Option<Arc<OwnedFd>>);
+
+impl Waker {
+    /// A waker; without one to be had (no file descriptors left), a waker
+    /// that does nothing, and the waiting threads see news at their next
+    /// deadline instead.
+    pub fn new() -> Self {
+        let fd = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK);
+        if let Err(e) = &fd {
+            tracing::warn!("cannot make an eventfd ({e}): wake-ups come late");
+        }
+        Waker(fd.ok().map(Arc::new))
+    }
+
+    pub fn wake(&self) {
+        if let Some(fd) = &self.0 {
+            // Only full (2^64 - 2 wake-ups unread) can fail: awake anyway.
+            let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
+        }
+    }
+
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.0.as_deref().map(AsFd::as_fd)
+    }
+
+    /// Takes the wake-ups: the eventfd reads as ready until then.
+    fn clear(&self) {
+        if let Some(fd) = &self.0 {
+            let _ = rustix::io::read(fd, &mut [0u8; 8]);
+        }
+    }
+}
+
+impl Default for Waker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Sleeps until one of `fds` is ready (as their flags ask), `waker` is woken,
+/// `deadline` passes (at once if it has), or a signal arrives; ready flags
+/// are left in `fds`. poll(2) with a timeout to the nanosecond (ppoll), so a
+/// deadline is kept to the timer slack, about 50 µs.
+pub fn wait<'a>(fds: &mut Vec<PollFd<'a>>, waker: &'a Waker, deadline: Option<Instant>) {
+    let watched = fds.len();
+    for fd in fds.iter_mut() {
+        // A wait cut short by a signal leaves the flags as they were.
+        fd.clear_revents();
+    }
+    if let Some(fd) = waker.fd() {
+        fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+    }
+    let timeout = deadline.map(|d| {
+        let left = d.saturating_duration_since(Instant::now());
+        Timespec::try_from(left).unwrap_or(Timespec {
+            tv_sec: i64::MAX,
+            tv_nsec: 0,
+        })
+    });
+    // EINTR (a signal) is a wake-up like any other.
+    let _ = rustix::event::poll(fds, timeout.as_ref());
+    if fds.len() > watched {
+        let woken = !fds[watched].revents().is_empty();
+        fds.truncate(watched);
+        if woken {
+            waker.clear();
+        }
+    }
+}
+
+/// Whether `fd` was found ready by the last [`wait`].
+pub fn ready(fd: &PollFd<'_>) -> bool {
+    !fd.revents().is_empty()
 }
 
 fn run(stream: TcpStream, setup: CallSetup, shared: &Arc<Shared>) {

@@ -10,6 +10,12 @@
 //! as the buffer asks. The bench drives the same two on a virtual clock. The caller sends
 //! to the address it dialled; the listener answers the first address that
 //! sends, and from then on only it (symmetric RTP).
+//!
+//! Between events the thread sleeps in poll(2) on its sockets, until the
+//! first of: a datagram, a hang-up or digits from another thread (its
+//! waker), the microphone's next frame, the speaker's queue reaching its low
+//! mark (both told by the audio's clock), the stream's RTCP and DTMF timers,
+//! the next stats. Nothing is looked at on a fixed tick.
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
@@ -27,17 +33,20 @@ use proto::rtp::dtmf::{
 };
 use proto::rtp::{Pt, SeqNo, Ssrc};
 use proto::stream::{MediaStream, StreamConfig, StreamEvent};
+use rustix::event::{PollFd, PollFlags};
 use serde::Serialize;
 
-use crate::call::{Call, MicSource, Shared};
+use crate::call::{Call, MicSource, Shared, ready, wait};
 use crate::events::HangupReason;
 
 /// Audio frames of 20 ms: the usual packetisation (RFC 3551, RFC 7587).
 const FRAME_MS: u32 = 20;
 /// The speaker is given the next frame when less than this is queued.
 const LOW_WATER: Duration = Duration::from_millis(10);
-/// How long the loop sleeps when nothing is due.
-const IDLE: Duration = Duration::from_millis(2);
+/// How long the loop waits before trying a socket that failed again.
+const RETRY: Duration = Duration::from_millis(2);
+/// How often the call's figures are published.
+const PUBLISH_EVERY: Duration = Duration::from_millis(500);
 /// A far end that sends nothing at all for this long is gone: even with DTX
 /// a phone sends a packet every 400 ms and RTCP every few seconds.
 const SILENCE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -219,7 +228,13 @@ fn run(
     // starts with the call.
     let mut datagram = vec![0u8; 2_048];
     let mut first: Option<(usize, SocketAddr)> = None;
+    let waker = &shared.waker;
+    let mut fds = vec![PollFd::new(&socket, PollFlags::IN)];
+    if let Some(rtcp) = &rtcp_socket {
+        fds.push(PollFd::new(rtcp, PollFlags::IN));
+    }
     if setup.peer.is_none() {
+        let mut rtp_only = vec![PollFd::new(&socket, PollFlags::IN)];
         while !shared.ending() {
             match socket.recv_from(&mut datagram) {
                 Ok((n, from))
@@ -230,8 +245,8 @@ fn run(
                     break;
                 }
                 Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(IDLE),
-                Err(_) => std::thread::sleep(IDLE),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => wait(&mut rtp_only, waker, None),
+                Err(_) => std::thread::sleep(RETRY),
             }
         }
         if first.is_none() {
@@ -286,6 +301,9 @@ fn run(
     // A digit being sent sounds briefly on our own speaker, as a keypad does.
     let mut keypad: Option<(Tone, usize)> = None;
 
+    // Whether the sockets had something at the last wait; at first, look.
+    let mut rtp_ready = true;
+    let mut rtcp_ready = true;
     while !shared.ending() {
         // Digits typed during the call.
         if let Ok(mut typed) = shared.digits_out.try_lock()
@@ -317,7 +335,7 @@ fn run(
         }
 
         // RTCP on a port of its own, when the far end does not multiplex.
-        if let Some(rtcp) = &rtcp_socket {
+        if let Some(rtcp) = rtcp_socket.as_ref().filter(|_| rtcp_ready) {
             for _ in 0..16 {
                 match rtcp.recv_from(&mut datagram) {
                     Ok((n, _)) => {
@@ -328,7 +346,8 @@ fn run(
             }
         }
         // Their side: datagrams into the stream, its media into the buffer.
-        for _ in 0..64 {
+        let budget = if rtp_ready { 64 } else { 0 };
+        for _ in 0..budget {
             match socket.recv_from(&mut datagram) {
                 Ok((n, from)) => {
                     if *peer.get_or_insert(from) != from {
@@ -472,11 +491,30 @@ fn run(
             let detail = format!("nothing received for {} s", SILENCE_TIMEOUT.as_secs());
             shared.end(HangupReason::Lost, Some(detail));
         }
-        if now.duration_since(last_publish) >= Duration::from_millis(500) {
+        if now.duration_since(last_publish) >= PUBLISH_EVERY {
             last_publish = now;
             publish(published, &stream, &receiver, &counts, start.elapsed());
         }
-        std::thread::sleep(IDLE);
+
+        // Sleep until the first thing due, or a datagram, or the waker.
+        let now = Instant::now();
+        let digit_due = (counts.bytes_received > 0 && !digits.is_empty() && !dtmf_out.is_busy())
+            .then(|| next_digit.unwrap_or(now + DIGIT_GAP));
+        let deadline = [
+            Some(mic.ready_at(encoder.config().frame_samples(), now)),
+            Some(speaker.low_at(LOW_WATER, now)),
+            stream.poll_timeout(),
+            dtmf_out.poll_timeout(),
+            digit_due,
+            Some(last_publish + PUBLISH_EVERY),
+            peer.map(|_| last_heard + SILENCE_TIMEOUT + Duration::from_millis(1)),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        wait(&mut fds, waker, deadline);
+        rtp_ready = ready(&fds[0]);
+        rtcp_ready = fds.get(1).is_some_and(ready);
     }
 
     // Hanging up: say goodbye (RTCP BYE), unless the far end already did.

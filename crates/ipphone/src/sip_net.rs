@@ -5,8 +5,10 @@
 //! with their destination (opened when there is none).
 //!
 //! Everything is non-blocking but opening a connection, which waits at most
-//! [`CONNECT_TIMEOUT`]. Connections and their buffers are bounded: a peer
-//! that floods or stalls is dropped, not buffered without end.
+//! [`CONNECT_TIMEOUT`], and [`SipNet::wait`], where the loop sleeps until a
+//! socket has something, its waker is woken or its next deadline comes.
+//! Connections and their buffers are bounded: a peer that floods or stalls
+//! is dropped, not buffered without end.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -14,6 +16,9 @@ use std::time::{Duration, Instant};
 
 use proto::sip::message::{StreamFramer, StreamItem};
 use proto::sip::ua::Transmit;
+use rustix::event::{PollFd, PollFlags};
+
+use crate::call::{Waker, wait};
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Connections held at once; the least recently active goes first.
@@ -38,6 +43,7 @@ pub struct SipNet {
     connected: Option<SocketAddr>,
     listener: Option<TcpListener>,
     connections: Vec<Connection>,
+    waker: Waker,
 }
 
 struct Connection {
@@ -63,7 +69,33 @@ impl SipNet {
             udp,
             listener,
             connections: Vec::new(),
+            waker: Waker::new(),
         })
+    }
+
+    /// What wakes the loop from [`SipNet::wait`]: for the threads that have
+    /// news for it (a call, the terminal).
+    pub fn waker(&self) -> &Waker {
+        &self.waker
+    }
+
+    /// Sleeps until a socket has something to read (or a connection room
+    /// for what waits to be written), the waker is woken, or `deadline`.
+    pub fn wait(&self, deadline: Instant) {
+        let mut fds = Vec::with_capacity(3 + self.connections.len());
+        fds.push(PollFd::new(&self.udp, PollFlags::IN));
+        if let Some(listener) = &self.listener {
+            fds.push(PollFd::new(listener, PollFlags::IN));
+        }
+        for c in &self.connections {
+            let flags = if c.outbound.is_empty() {
+                PollFlags::IN
+            } else {
+                PollFlags::IN | PollFlags::OUT
+            };
+            fds.push(PollFd::new(&c.stream, flags));
+        }
+        wait(&mut fds, &self.waker, Some(deadline));
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

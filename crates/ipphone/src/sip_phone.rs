@@ -8,6 +8,11 @@
 //! and the scripts see. The caller sends all its SIP to the address it
 //! dialled (as to an outbound proxy), on a connected socket, so that
 //! "nothing listens there" comes back at once as an ICMP error.
+//!
+//! Between events the loop sleeps ([`SipNet::wait`]) until a message
+//! arrives, the call or the terminal has news (they wake it), or the next
+//! thing falls due: the agent's timers, an answer or a hang-up by the clock,
+//! the stats.
 
 use std::io::{BufRead, ErrorKind, IsTerminal};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
@@ -25,7 +30,7 @@ use proto::sip::message::{Host, Message, SipUri, StreamItem, Uri};
 use proto::sip::transaction::Timers;
 use proto::sip::ua::{CallRef, EndReason, UaConfig, UaEvent, UserAgent};
 
-use crate::call::{Call, CallEnd, MicSource};
+use crate::call::{Call, CallEnd, MicSource, Waker};
 use crate::cli::{CallArgs, ListenArgs, SipTransport, exit};
 use crate::config::{Account, Config};
 use crate::contacts::Screen;
@@ -37,8 +42,11 @@ use crate::screen::{Action, Guard};
 use crate::sip_net::{Incoming, SipNet};
 use crate::voicemail;
 
-/// How often the loop wakes when nothing happens.
-const TICK: Duration = Duration::from_millis(5);
+/// The longest the loop sleeps with nothing due: Ctrl-C sets a flag, and a
+/// signal that lands on another thread does not cut the sleep short.
+const MAX_WAIT: Duration = Duration::from_millis(250);
+/// Past a deadline that is checked with `>`.
+const JUST_AFTER: Duration = Duration::from_millis(1);
 /// How long a caller hears the busy tone before it gives up.
 const BUSY_TONE: Duration = Duration::from_secs(3);
 /// How long a phone that hung up waits for its BYE to be answered.
@@ -218,7 +226,9 @@ pub fn call(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow
         offer.to_string().into_bytes(),
     );
     let mut rtp = Some((rtp, rtcp));
-    let typed = std::io::stdin().is_terminal().then(terminal_input);
+    let typed = std::io::stdin()
+        .is_terminal()
+        .then(|| terminal_input(net.waker().clone()));
     let mut ringback: Option<Ringer> = None;
     let mut live: Option<Call> = None;
     let mut outcome: Option<(u8, Option<CallEnd>)> = None;
@@ -300,6 +310,7 @@ pub fn call(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow
                                         protocol: "sip",
                                         role: "caller",
                                     });
+                                    media.wake_on_news(net.waker());
                                     live = Some(media);
                                 }
                                 Err(e) => {
@@ -447,7 +458,22 @@ pub fn call(args: &CallArgs, interrupt: &Interrupt, report: &Reporter) -> anyhow
         if media_over && signalling_over && (outcome.is_some() || live.is_some()) {
             break;
         }
-        std::thread::sleep(TICK);
+        let unanswered = (hung_up_at.is_none() && live.is_none() && outcome.is_none())
+            .then(|| after(started + JUST_AFTER, args.timeout.max(1.0)))
+            .flatten();
+        let over_time = live.as_ref().and_then(|media| {
+            let started = now.checked_sub(media.elapsed())?;
+            after(started, args.duration?)
+        });
+        let deadline = [
+            ua.poll_timeout(),
+            unanswered,
+            live.as_ref().map(|_| last_stats + STATS_EVERY),
+            over_time,
+            hung_up_at.map(|at| at + LINGER + JUST_AFTER),
+            Some(now + MAX_WAIT),
+        ];
+        net.wait(deadline.into_iter().flatten().min().unwrap_or(now));
     }
     if let Some(media) = live {
         let end = media.join();
@@ -571,7 +597,9 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
         registration = Some(ua.register(Instant::now(), registrar, aor, account.expires));
     }
     let mut registered_once = false;
-    let answers = std::io::stdin().is_terminal().then(terminal_input);
+    let answers = std::io::stdin()
+        .is_terminal()
+        .then(|| terminal_input(net.waker().clone()));
     let mut ringing: Option<Ringing> = None;
     let mut live: Option<(CallRef, Call, OfferAnswer, Option<Leaving>)> = None;
     let mut calls_done = 0u32;
@@ -818,6 +846,7 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                         from: r.from,
                         file,
                     };
+                    media.wake_on_news(net.waker());
                     live = Some((r.call, media, r.oa, Some(leaving)));
                 }
                 Err(e) => {
@@ -847,6 +876,7 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
                             protocol: "sip",
                             role: "callee",
                         });
+                        media.wake_on_news(net.waker());
                         live = Some((r.call, media, r.oa, None));
                     }
                     Err(e) => {
@@ -955,8 +985,33 @@ pub fn listen(args: &ListenArgs, interrupt: &Interrupt, report: &Reporter) -> an
             linger(&mut ua, &mut net);
             return Ok(exit::OK);
         }
-        std::thread::sleep(TICK);
+        let answer_due = ringing.as_ref().and_then(|r| {
+            [args.auto_answer, args.voicemail]
+                .into_iter()
+                .flatten()
+                .filter_map(|secs| after(r.since, secs))
+                .min()
+        });
+        let message_full = live.as_ref().and_then(|(_, media, _, leaving)| {
+            leaving.as_ref()?;
+            let started = now.checked_sub(media.elapsed())?;
+            after(started + JUST_AFTER, args.max_message)
+        });
+        let deadline = [
+            ua.poll_timeout(),
+            answer_due,
+            live.as_ref().map(|_| last_stats + STATS_EVERY),
+            message_full,
+            Some(now + MAX_WAIT),
+        ];
+        net.wait(deadline.into_iter().flatten().min().unwrap_or(now));
     }
+}
+
+/// `secs` seconds after `start`, if that is a time at all.
+fn after(start: Instant, secs: f64) -> Option<Instant> {
+    let wait = Duration::try_from_secs_f64(secs.max(0.0)).ok()?;
+    start.checked_add(wait)
 }
 
 /// Answers the far end's new offer in a call (hold, resume): the same
@@ -1029,7 +1084,7 @@ fn linger(ua: &mut UserAgent, net: &mut SipNet) {
         }
         while ua.poll_event().is_some() {}
         flush(ua, net);
-        std::thread::sleep(TICK);
+        net.wait(ua.poll_timeout().map_or(deadline, |t| t.min(deadline)));
     }
 }
 
@@ -1105,7 +1160,7 @@ enum Typed {
 }
 
 /// Reads the terminal, a line at a time, on a thread of its own.
-fn terminal_input() -> Receiver<Typed> {
+fn terminal_input(waker: Waker) -> Receiver<Typed> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("terminal".into())
@@ -1127,6 +1182,7 @@ fn terminal_input() -> Receiver<Typed> {
                 if tx.send(typed).is_err() {
                     break;
                 }
+                waker.wake();
             }
         })
         .expect("spawning the terminal thread");
