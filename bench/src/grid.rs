@@ -6,7 +6,7 @@
 //! One direction carries the speech; RTCP flows both ways, so the sender's
 //! FEC follows the loss the receiver reports, as in a call. The receiving
 //! speaker is a clock that consumes samples at the codec's rate from the
-//! first moment, and asks the receiver for more whenever less than 10 ms is
+//! first moment, and asks the receiver for more whenever less than 6 ms is
 //! queued, as the call loop does; what it was given is the recording, and a
 //! sample's position in it is the moment it was played. So the file-to-file
 //! delay here is what a call on such a path has, minus the sound card's own
@@ -163,7 +163,7 @@ impl PathSpec {
 }
 
 const FRAME_MS: u32 = 20;
-const LOW_WATER_MS: u64 = 10;
+const LOW_WATER_MS: u64 = 6;
 const STEP: Duration = Duration::from_millis(1);
 /// IPv4 + UDP headers.
 const IP_UDP: u64 = 28;

@@ -63,6 +63,9 @@ struct Options {
     python: PathBuf,
     /// `calls`, `grid`, `sip`, or all of them.
     only: Option<String>,
+    /// Grid cells to run on their own (`--cell "opus 24k,10,0"`): printed,
+    /// nothing else run and no results file rewritten.
+    cells: Vec<quality::Cell>,
     /// Runs of each clean SIP call (ipphone and baresip).
     sip_runs: usize,
     /// Runs of each SIP call under loss.
@@ -94,6 +97,23 @@ fn main() -> anyhow::Result<()> {
     }
     let work = std::env::temp_dir().join(format!("ipphone-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
+    if !options.cells.is_empty() {
+        let speech = speech_at(Path::new(SPEECH), 16_000)?;
+        let grid = quality::run_cells(
+            &speech,
+            options.seeds,
+            &options.python,
+            &work,
+            &options.cells,
+        )?;
+        if std::env::var_os("IPPHONE_BENCH_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&work);
+        } else {
+            eprintln!("bench: kept {}", work.display());
+        }
+        print!("{}", quality::markdown(&grid, &[]));
+        return Ok(());
+    }
     let mut rows = Vec::new();
     let only = |part: &str| options.only.as_deref().is_none_or(|o| o == part);
     let calls = only("calls");
@@ -171,6 +191,7 @@ fn parse_args() -> anyhow::Result<Options> {
         seeds: 5,
         python: "python3".into(),
         only: None,
+        cells: Vec::new(),
         sip_runs: 2,
         loss_runs: 3,
         parallel: 6,
@@ -186,6 +207,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--seeds" => options.seeds = value()?.parse().context("--seeds takes a number")?,
             "--python" => options.python = value()?.into(),
             "--only" => options.only = Some(value()?),
+            "--cell" => options.cells.push(value()?.parse()?),
             "--sip-runs" => {
                 options.sip_runs = value()?.parse().context("--sip-runs takes a number")?
             }
@@ -198,7 +220,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--private-net" => options.private_net = true,
             other => bail!(
                 "unknown argument {other}; use --ipphone PATH --out DIR --runs N --seeds N \
-                 --python PATH --only calls|grid|sip --sip-runs N --loss-runs N --parallel N \
+                 --python PATH --only calls|grid|sip --cell CODEC,LOSS%,JITTER_MS --sip-runs N --loss-runs N --parallel N \
                  --private-net"
             ),
         }

@@ -99,6 +99,44 @@ impl Codecs {
 pub const LOSSES: [f64; 4] = [0.0, 0.05, 0.10, 0.20];
 pub const JITTERS_MS: [u64; 3] = [0, 30, 60];
 
+/// One cell of the grid: a codec of [`Codecs::grid`] by name, a loss in
+/// percent and a jitter in milliseconds; written `opus 24k,10,30`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    pub codec: String,
+    pub loss_percent: f64,
+    pub jitter_ms: u64,
+}
+
+impl std::str::FromStr for Cell {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        let names = || {
+            Codecs::grid()
+                .list
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut parts = s.split(',').map(str::trim);
+        let (Some(codec), Some(loss), Some(jitter), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            bail!("a cell is CODEC,LOSS%,JITTER_MS, e.g. \"opus 24k,10,0\"; not {s:?}");
+        };
+        if !Codecs::grid().list.iter().any(|(name, _)| name == codec) {
+            bail!("no codec {codec:?} in the grid; it has {}", names());
+        }
+        Ok(Cell {
+            codec: codec.to_owned(),
+            loss_percent: loss.parse().context("a cell's loss is a percentage")?,
+            jitter_ms: jitter.parse().context("a cell's jitter is in ms")?,
+        })
+    }
+}
+
 /// Runs the grid on `speech_16k` and scores it with `python` (which has
 /// PyPI's `pesq` and `numpy`).
 pub fn run_grid(
@@ -107,9 +145,70 @@ pub fn run_grid(
     python: &Path,
     work: &Path,
 ) -> anyhow::Result<Vec<GridRow>> {
+    let all: Vec<Cell> = Codecs::grid()
+        .list
+        .into_iter()
+        .flat_map(|(codec, _)| {
+            LOSSES.into_iter().flat_map(move |loss| {
+                let codec = codec.clone();
+                JITTERS_MS.into_iter().map(move |jitter_ms| Cell {
+                    codec: codec.clone(),
+                    loss_percent: loss * 100.0,
+                    jitter_ms,
+                })
+            })
+        })
+        .collect();
     let mut jobs = Vec::new();
+    let pending = grid_cells(speech_16k, seeds, work, &all, &mut jobs)?;
+    let slow = slow_link_calls(speech_16k, seeds, work, &mut jobs)?;
+    let scores = pesq_scores(python, &jobs)?;
+    let mut rows = cell_rows(pending, &scores);
+    rows.extend(slow_link_rows(slow, &scores));
+    Ok(rows)
+}
+
+/// Runs some cells of the grid alone (no slow link), scored as
+/// [`run_grid`] scores them.
+pub fn run_cells(
+    speech_16k: &[i16],
+    seeds: u64,
+    python: &Path,
+    work: &Path,
+    cells: &[Cell],
+) -> anyhow::Result<Vec<GridRow>> {
+    let mut jobs = Vec::new();
+    let pending = grid_cells(speech_16k, seeds, work, cells, &mut jobs)?;
+    let scores = pesq_scores(python, &jobs)?;
+    Ok(cell_rows(pending, &scores))
+}
+
+/// The calls of some grid cells, waiting for their PESQ scores: (codec,
+/// mode, loss, jitter, the offline round trip's job, and per seed the job,
+/// the delay and the outcome).
+type Pending = Vec<(
+    String,
+    &'static str,
+    f64,
+    u64,
+    usize,
+    Vec<(usize, f64, grid::Outcome)>,
+)>;
+
+/// Runs `wanted`'s calls, queueing their PESQ jobs (and each codec's
+/// offline round trip) in `jobs`.
+fn grid_cells(
+    speech_16k: &[i16],
+    seeds: u64,
+    work: &Path,
+    wanted: &[Cell],
+    jobs: &mut Vec<serde_json::Value>,
+) -> anyhow::Result<Pending> {
     let mut cells = Vec::new();
     for (name, codec) in Codecs::grid().list {
+        if !wanted.iter().any(|c| c.codec == name) {
+            continue;
+        }
         let rate = codec.sample_rate();
         let speech = resample(speech_16k, rate);
         let mode = if rate == 16_000 { "wb" } else { "nb" };
@@ -121,31 +220,32 @@ pub fn run_grid(
         write_wav(&offline_path, &trim(&offline, lag, speech.len()), rate)?;
         let offline_job = jobs.len();
         jobs.push(job(&reference, &offline_path, mode));
-        for loss in LOSSES {
-            for jitter_ms in JITTERS_MS {
-                let path = PathSpec::lossy(loss, Duration::from_millis(jitter_ms));
-                let mut runs = Vec::new();
-                for seed in 1..=seeds {
-                    let out = grid::call(codec, &speech, path, seed);
-                    let a = correlate::align(&speech, &out.played, rate as usize / 2)
-                        .context("a grid call played nothing like the speech")?;
-                    let file = work.join(format!(
-                        "{}-{}-{}-{}.wav",
-                        slug(&name),
-                        (loss * 100.0) as u32,
-                        jitter_ms,
-                        seed
-                    ));
-                    write_wav(&file, &trim(&out.played, a.lag, speech.len()), rate)?;
-                    runs.push((jobs.len(), a.lag_ms(rate), out));
-                    jobs.push(job(&reference, &file, mode));
-                }
-                cells.push((name.clone(), mode, loss, jitter_ms, offline_job, runs));
+        for cell in wanted.iter().filter(|c| c.codec == name) {
+            let (loss, jitter_ms) = (cell.loss_percent / 100.0, cell.jitter_ms);
+            let path = PathSpec::lossy(loss, Duration::from_millis(jitter_ms));
+            let mut runs = Vec::new();
+            for seed in 1..=seeds {
+                let out = grid::call(codec, &speech, path, seed);
+                let a = correlate::align(&speech, &out.played, rate as usize / 2)
+                    .context("a grid call played nothing like the speech")?;
+                let file = work.join(format!(
+                    "{}-{}-{}-{}.wav",
+                    slug(&name),
+                    (loss * 100.0) as u32,
+                    jitter_ms,
+                    seed
+                ));
+                write_wav(&file, &trim(&out.played, a.lag, speech.len()), rate)?;
+                runs.push((jobs.len(), a.lag_ms(rate), out));
+                jobs.push(job(&reference, &file, mode));
             }
+            cells.push((name.clone(), mode, loss, jitter_ms, offline_job, runs));
         }
     }
-    let slow = slow_link_calls(speech_16k, seeds, work, &mut jobs)?;
-    let scores = pesq_scores(python, &jobs)?;
+    Ok(cells)
+}
+
+fn cell_rows(cells: Pending, scores: &[Option<f64>]) -> Vec<GridRow> {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let round = |x: f64, places: i32| (x * 10f64.powi(places)).round() / 10f64.powi(places);
     let mut rows = Vec::new();
@@ -187,8 +287,7 @@ pub fn run_grid(
             slow_link: None,
         });
     }
-    rows.extend(slow_link_rows(slow, &scores));
-    Ok(rows)
+    rows
 }
 
 /// One slow-link call, waiting for its PESQ score.
@@ -477,7 +576,7 @@ pub fn markdown(grid: &[GridRow], talk: &[ConversationRow]) -> String {
          spreads each packet's one-way delay uniformly over [0, J] (packets overtake each \
          other). Means over the seeds. PESQ is PyPI `pesq` against the sent speech; offline \
          is the codec's own encoder-to-decoder round trip of the same speech, same run. Delay is \
-         file to file by cross-correlation, network delay and the speaker's 10 ms queue \
+         file to file by cross-correlation, network delay and the speaker's 6 ms queue \
          included, sound cards excluded. Late: packets that came after their time was played; \
          concealed: packets never played (lost or late), their time filled by FEC or \
          concealment; FEC: of those, rebuilt from the next packet. Bitrate is IP+UDP+RTP of the \

@@ -17,8 +17,9 @@
 //! - The caller pulls one frame at a time with [`JitterBuffer::pop`] and then
 //!   reports with [`JitterBuffer::played`] how many ticks it actually played,
 //!   which differs from the frame length when it time-stretched.
-//! - Decisions ([`Stretch`]): the band is `[target, target + max(20 ms, one
-//!   frame)]`. Below it, expand; above it, accelerate, if the next packet is
+//! - Decisions ([`Stretch`]): the band is `[target, target + b]`, `b` the
+//!   arrivals' spread (the percentile of relative delay) kept between 2.5 ms
+//!   and 20 ms (an eighth of a frame and a frame for long frames). Below it, expand; above it, accelerate, if the next packet is
 //!   here (so shortening cannot starve playout); either goes on until the
 //!   level is back in the middle of the band. The
 //!   target is thus a floor, as a percentile only is when the playout delay
@@ -53,9 +54,16 @@ pub struct JitterConfig {
     /// The share of packets that should arrive in time, 0 to 1.
     pub percentile: f64,
     /// The decoder can rebuild a lost frame from the packet after it (Opus
-    /// in-band FEC): while packets are being lost, hold one frame more, so
-    /// that the next packet is usually there when a gap is found.
+    /// in-band FEC): for 10 s after each loss, hold one frame more, so that
+    /// the next packet is usually there when a gap is found. (Held from the
+    /// start, it would cost a clean path 20 ms, or a stretch to take them
+    /// back that PESQ hears.)
     pub fec_lookahead: bool,
+    /// Added to the target: what a packet that arrives just in time may
+    /// still be late by, from the caller's own timing (the moments it pops
+    /// move by a millisecond or two). Without it, a target met exactly
+    /// leaves the next packet arriving at the very moment it is needed.
+    pub margin: Duration,
 }
 
 impl JitterConfig {
@@ -72,6 +80,7 @@ impl JitterConfig {
             window: Duration::from_secs(2),
             percentile: 0.97,
             fec_lookahead: false,
+            margin: Duration::from_millis(2),
         }
     }
 }
@@ -178,6 +187,7 @@ pub struct JitterBuffer {
     config: JitterConfig,
     min_delay_ticks: u64,
     max_delay_ticks: u64,
+    margin_ticks: u64,
     window_ticks: u64,
     jump_ticks: i128,
     max_frame_ticks: u64,
@@ -199,6 +209,8 @@ pub struct JitterBuffer {
     last_transit: Option<i128>,
     target: u64,
     target_dirty: bool,
+    /// The percentile of relative delay behind the target, in ticks.
+    spread: u64,
     frame: u64,
     frame_learned: bool,
     frame_candidate: Option<u64>,
@@ -206,9 +218,10 @@ pub struct JitterBuffer {
     seq_max: Option<u64>,
     /// Bit `i` set: sequence number `seq_max - i` was received.
     seq_seen: u128,
-    /// When playout last passed over a packet that never came (lost or too
-    /// late), on the arrival clock.
-    last_gap_at: Option<u64>,
+    /// Until when (arrival clock) the buffer holds the frame more for FEC:
+    /// [`LOSS_MEMORY`] after playout last passed over a packet that never
+    /// came (lost or too late).
+    losing_until: u64,
     /// Arrival tick of the latest packet.
     last_at: u64,
     last_played_seq: Option<u64>,
@@ -238,6 +251,7 @@ impl JitterBuffer {
         JitterBuffer {
             min_delay_ticks,
             max_delay_ticks,
+            margin_ticks: duration_ticks(config.margin, rate),
             window_ticks: duration_ticks(config.window, rate),
             jump_ticks: i128::from((2 * max_delay_ticks).max(u64::from(rate))),
             max_frame_ticks: u64::from(rate) * 120 / 1000,
@@ -253,13 +267,14 @@ impl JitterBuffer {
             last_transit: None,
             target: frame.clamp(min_delay_ticks, max_delay_ticks),
             target_dirty: false,
+            spread: 0,
             frame,
             frame_learned: false,
             frame_candidate: None,
             last_arrival: None,
             seq_max: None,
             seq_seen: 0,
-            last_gap_at: None,
+            losing_until: 0,
             last_at: 0,
             last_played_seq: None,
             state: State::Idle { floor: None },
@@ -392,6 +407,11 @@ impl JitterBuffer {
                 .min(gap);
             self.starved -= skip;
             next_ts += skip;
+            // That concealment played the missing packets' time: it was not
+            // delay added on top of them.
+            if let Some(level) = &mut self.level {
+                *level -= skip as f64;
+            }
             self.state = State::Playing { next_ts };
             if first < next_ts.saturating_add(self.frame) {
                 if self.ripe(at, first) {
@@ -490,7 +510,9 @@ impl JitterBuffer {
         {
             self.stats.lost = self.stats.lost.saturating_add(slot.seq - last - 1);
             if slot.seq > last + 1 {
-                self.last_gap_at = Some(at);
+                self.losing_until = self
+                    .losing_until
+                    .max(at.saturating_add(duration_ticks(LOSS_MEMORY, self.config.clock_rate)));
                 self.target_dirty = true;
             }
         }
@@ -529,7 +551,7 @@ impl JitterBuffer {
             return Stretch::Normal;
         };
         let target = self.target as f64;
-        let band = (f64::from(self.config.clock_rate) / 50.0).max(self.frame as f64);
+        let band = self.band();
         let middle = target + band / 2.0;
         // Hysteresis: once stretching, go on to the middle of the band.
         self.stretching = match self.stretching {
@@ -539,8 +561,12 @@ impl JitterBuffer {
             _ if level > target + band => Stretch::Accelerate,
             _ => Stretch::Normal,
         };
+        // An acceleration is cut to what lies above the target (see
+        // `excess`), so it cannot starve playout on its own; with the
+        // arrivals spread, it waits for the next packet too.
+        let safe = next_here || self.spread == 0;
         match self.stretching {
-            Stretch::Accelerate if next_here => {
+            Stretch::Accelerate if safe => {
                 self.stats.accelerated += 1;
                 Stretch::Accelerate
             }
@@ -550,6 +576,28 @@ impl JitterBuffer {
             }
             _ => Stretch::Normal,
         }
+    }
+
+    /// How far above the target the level may float before the buffer
+    /// accelerates: as much as the arrivals spread (the percentile of their
+    /// relative delay), between an eighth of a frame or 2.5 ms and a frame or
+    /// 20 ms. Narrow on a clean path, so that each packet plays within a few
+    /// milliseconds of its arrival; as wide as before where the arrivals
+    /// jitter, so that the level's own wandering (the fastest packet of the
+    /// window changes) is not chased with stretches. [`JitterBuffer::excess`]
+    /// keeps an acceleration from cutting below the target.
+    fn band(&self) -> f64 {
+        let floor = (f64::from(self.config.clock_rate) / 400.0).max(self.frame as f64 / 8.0);
+        let wide = (f64::from(self.config.clock_rate) / 50.0).max(self.frame as f64);
+        (self.spread as f64).clamp(floor, wide.max(floor))
+    }
+
+    /// How much shorter the frame just given out may be played without
+    /// taking the level below the target, in ticks: what an acceleration may
+    /// cut. 0 when the level is at or under the target.
+    pub fn excess(&self) -> u64 {
+        self.level
+            .map_or(0.0, |level| (level - self.target as f64).max(0.0)) as u64
     }
 
     /// Books what the caller played for the previous pop.
@@ -630,13 +678,11 @@ impl JitterBuffer {
         let n = self.scratch.len();
         let index = ((self.config.percentile * n as f64).ceil() as usize).clamp(1, n) - 1;
         let (_, &mut relative, _) = self.scratch.select_nth_unstable(index);
-        let losing = self.config.fec_lookahead
-            && self
-                .last_gap_at
-                .is_some_and(|gap| gap.saturating_add(self.window_ticks) >= self.last_at);
+        let losing = self.config.fec_lookahead && self.last_at <= self.losing_until;
         let lookahead = if losing { self.frame } else { 0 };
+        self.spread = relative;
         self.target = relative
-            .saturating_add(self.frame + lookahead)
+            .saturating_add(self.frame + lookahead + self.margin_ticks)
             .max(self.min_delay_ticks)
             .min(self.max_delay_ticks);
     }
@@ -797,6 +843,9 @@ impl JitterBuffer {
 
 /// Weight of a new measurement in the filtered level: about ten frames.
 const LEVEL_SMOOTHING: f64 = 0.1;
+/// How long a loss keeps the frame held for FEC: losses come and go on a
+/// path, and each change of the target is a stretch that can be heard.
+const LOSS_MEMORY: Duration = Duration::from_secs(10);
 /// Arrivals kept even when older than the window, so a DTX pause does not
 /// forget the jitter.
 const MIN_ARRIVALS: usize = 16;
@@ -911,7 +960,8 @@ mod tests {
     }
 
     /// Plays `packets` through `jb` for `seconds`, as an audio clock pulling
-    /// one frame at a time and stretching by one pitch period when told.
+    /// one frame at a time and stretching by one pitch period when told (an
+    /// acceleration by at most [`JitterBuffer::excess`]).
     fn play(jb: &mut JitterBuffer, base: Instant, packets: &[Packet], seconds: u64) -> Run {
         let mut arrivals = packets.to_vec();
         arrivals.sort_by_key(|p| p.at_ns);
@@ -966,7 +1016,9 @@ mod tests {
             };
             let ticks = match stretch {
                 Stretch::Normal => FRAME,
-                Stretch::Accelerate => FRAME - PITCH,
+                // Cut no more than lies above the target, as the caller's
+                // stretcher is asked to.
+                Stretch::Accelerate => FRAME - PITCH.min(jb.excess()),
                 Stretch::Expand => FRAME + PITCH,
             };
             jb.played(ticks);
@@ -989,7 +1041,8 @@ mod tests {
         let packets = stream(20, 1.0, 10, |_| 0);
         let run = play(&mut jb, Instant::now(), &packets, 20);
         let stats = jb.stats();
-        assert_eq!(stats.target_delay, Duration::from_millis(20));
+        // One frame and the 2 ms margin.
+        assert_eq!(stats.target_delay, Duration::from_millis(22));
         assert!(in_order(&run));
         assert!(run.played.len() >= 995, "played {}", run.played.len());
         assert_eq!(run.empties, 1, "only before the first packet");
@@ -997,7 +1050,9 @@ mod tests {
         // Network 10 ms + buffer + one frame of playout.
         let buffered = mean_ms(&run.played[100..]) - 10.0;
         assert!((20.0..=40.0).contains(&buffered), "level {buffered} ms");
-        assert!(stats.level <= Duration::from_millis(40), "{stats:?}");
+        // Each packet plays within the narrow band of its arrival: one frame,
+        // the margin and at most 2.5 ms more.
+        assert!(stats.level <= Duration::from_millis(25), "{stats:?}");
         assert_eq!((stats.lost, stats.late, stats.underruns), (0, 0, 0));
     }
 
@@ -1016,8 +1071,8 @@ mod tests {
         assert!(late < 0.01, "late {late} {stats:?}");
         assert!(underruns < 0.01, "underruns {underruns} {stats:?}");
         assert!(delay <= 80.0, "delay {delay} ms {stats:?}");
-        assert!(stats.target_delay >= Duration::from_millis(45), "{stats:?}");
-        assert!(stats.target_delay <= Duration::from_millis(50), "{stats:?}");
+        assert!(stats.target_delay >= Duration::from_millis(47), "{stats:?}");
+        assert!(stats.target_delay <= Duration::from_millis(52), "{stats:?}");
     }
 
     #[test]
@@ -1076,6 +1131,12 @@ mod tests {
         let stats = jb.stats();
         // The second underrun is the end of the stream.
         assert_eq!((stats.lost, stats.underruns, stats.late), (1, 2, 0));
+        // The concealment stood in for the lost packet's time: it added no
+        // delay to be accelerated away, beyond what the same stream whole
+        // needs to find its phase.
+        let mut whole = JitterBuffer::new(JitterConfig::new(RATE));
+        play(&mut whole, Instant::now(), &stream(5, 1.0, 10, |_| 0), 6);
+        assert_eq!(stats.accelerated, whole.stats().accelerated, "{stats:?}");
         assert!(mean_ms(&run.played[150..]) <= 50.0);
     }
 
@@ -1095,7 +1156,7 @@ mod tests {
         // holds two, and the packet after each gap is there to rebuild it.
         let rebuilt = run.lost.iter().filter(|(_, next)| next.is_some()).count();
         assert!(rebuilt >= 23, "{rebuilt} of {:?}", run.lost);
-        assert_eq!(stats.target_delay, Duration::from_millis(40), "{stats:?}");
+        assert_eq!(stats.target_delay, Duration::from_millis(42), "{stats:?}");
         // Before any loss, one frame, as on any clean path.
         let before = mean_ms(&run.played[50..240]) - 10.0;
         assert!(before <= 40.0, "level before the losses {before} ms");

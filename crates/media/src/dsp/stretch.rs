@@ -50,8 +50,27 @@ impl TimeStretch {
     /// Plays `frame` shorter by one pitch period if it is periodic or quiet
     /// enough, appending the result to `out`. Returns the samples appended.
     pub fn accelerate(&mut self, frame: &[i16], out: &mut Vec<i16>) -> usize {
+        self.accelerate_at_most(frame, usize::MAX, false, out)
+    }
+
+    /// [`TimeStretch::accelerate`], cutting at most `max_cut` samples: a
+    /// pitch period longer than that is left alone, and a quiet frame loses
+    /// just that much. With `quiet_only`, speech is left alone: only a quiet
+    /// frame is cut, where nobody hears the delay change.
+    pub fn accelerate_at_most(
+        &mut self,
+        frame: &[i16],
+        max_cut: usize,
+        quiet_only: bool,
+        out: &mut Vec<i16>,
+    ) -> usize {
         let start = out.len();
-        match self.period(frame) {
+        let cut = if quiet_only && !self.is_quiet(frame) {
+            None
+        } else {
+            self.period(frame, max_cut)
+        };
+        match cut {
             Some((lag, overlap)) => {
                 // frame[..overlap] fades into frame[lag..lag + overlap]; the
                 // `lag` samples between are gone.
@@ -70,7 +89,7 @@ impl TimeStretch {
     /// enough, appending the result to `out`. Returns the samples appended.
     pub fn expand(&mut self, frame: &[i16], out: &mut Vec<i16>) -> usize {
         let start = out.len();
-        match self.period(frame) {
+        match self.period(frame, usize::MAX) {
             Some((lag, overlap)) => {
                 // After frame[..lag], frame[lag..lag + overlap] fades into
                 // frame[..overlap], and the frame plays again from
@@ -94,18 +113,20 @@ impl TimeStretch {
         frame.len()
     }
 
-    /// The pitch period of `frame` and the overlap to cross-fade over, if the
-    /// frame can be stretched.
-    fn period(&mut self, frame: &[i16]) -> Option<(usize, usize)> {
+    /// The pitch period of `frame`, up to `max_lag`, and the overlap to
+    /// cross-fade over, if the frame can be stretched.
+    fn period(&mut self, frame: &[i16], max_lag: usize) -> Option<(usize, usize)> {
         // The overlap is a period at most, at least the shortest period, and
         // frame[lag + overlap] must exist.
-        let max_lag = self.max_lag.min(frame.len().saturating_sub(self.min_lag));
+        let max_lag = self
+            .max_lag
+            .min(max_lag)
+            .min(frame.len().saturating_sub(self.min_lag));
         if max_lag < self.min_lag {
             return None;
         }
         let fit = |lag: usize| lag.min(frame.len() - lag);
-        let energy: f64 = frame.iter().map(|&s| f64::from(s).powi(2)).sum();
-        if energy / (frame.len() as f64) < QUIET_RMS * QUIET_RMS {
+        if self.is_quiet(frame) {
             return Some((max_lag, fit(max_lag)));
         }
 
@@ -139,6 +160,12 @@ impl TimeStretch {
         })?;
         let lag = self.min_lag + peak;
         Some((lag, fit(lag)))
+    }
+
+    /// Whether `frame` is so quiet that a cut anywhere goes unheard.
+    fn is_quiet(&self, frame: &[i16]) -> bool {
+        let energy: f64 = frame.iter().map(|&s| f64::from(s).powi(2)).sum();
+        energy / (frame.len().max(1) as f64) < QUIET_RMS * QUIET_RMS
     }
 
     fn remember(&mut self, played: &[i16]) {
