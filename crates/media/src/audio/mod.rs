@@ -119,7 +119,7 @@ pub fn apply_discard(ring: &mut rtrb::Consumer<i16>, counters: &StreamCounters) 
 
 /// What runs a stream and keeps its time: a device's callback on a thread of
 /// its own, or, for a backend without a clock, the paced work done on the
-/// thread that uses the stream ([`pace`]). Dropping it stops the stream (and
+/// thread that uses the stream, by the clock. Dropping it stops the stream (and
 /// finishes a recording).
 pub trait Driver: Send {
     /// Brings the stream up to `now`. A backend without a clock moves the
@@ -128,8 +128,9 @@ pub trait Driver: Send {
     fn advance(&mut self, _now: Instant) {}
 
     /// When `samples` more samples will have gone through the ring (captured
-    /// into it, or played out of it), by the stream's clock; always after
-    /// `now`, for a caller that sleeps until then and looks again.
+    /// into it, or played out of it), by the stream's clock: after `now` once
+    /// the stream is advanced to `now`, for a caller that sleeps until then
+    /// and looks again. A device's is a prediction from its last callback.
     fn when(&self, now: Instant, samples: usize) -> Instant;
 }
 

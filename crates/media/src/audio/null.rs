@@ -1,5 +1,5 @@
 //! The null backend: a microphone that delivers silence and a speaker that
-//! discards, both at real-time pace ([`super::pace`]) so the call around them
+//! discards, both at real-time pace (5 ms at a time) so the call around them
 //! keeps time.
 
 use std::sync::Arc;

@@ -4,8 +4,8 @@
 //! as a sound card would do it.
 //!
 //! Nothing wakes up to do that work: the thread that uses the stream brings
-//! it up to date whenever it looks at the ring ([`Paced::advance`]), and it
-//! knows from the clock when the next samples fall due ([`Paced::when`]), so
+//! it up to date whenever it looks at the ring ([`Driver::advance`]), and it
+//! knows from the clock when the next samples fall due ([`Driver::when`]), so
 //! it can sleep until then. Only that thread touches either end of the ring,
 //! so doing every tick's work late, at once, moves the same samples as doing
 //! it on time: what a tick finds in the ring is what was there when it fell

@@ -1,11 +1,12 @@
 //! WAV files as a microphone and as a speaker, paced in real time.
 //!
 //! The microphone reads the file as a sound card would deliver it: a few
-//! milliseconds at a time ([`super::pace`]), at the file's own sample rate
-//! (the shared layer resamples), and silence once the file has ended. The
-//! speaker writes a sample for each sample time from the moment it opens,
-//! silence wherever nothing was played, so that a file sent and the file
-//! received line up and their offset is the real delay of the call.
+//! milliseconds at a time, at the file's own sample rate (the shared layer
+//! resamples), and silence once the file has ended. The speaker writes a
+//! sample for each sample time from the moment it opens, silence wherever
+//! nothing was played, so that a file sent and the file received line up and
+//! their offset is the real delay of the call. Both do their work on the
+//! thread that uses them, as their samples fall due (see `pace`).
 //!
 //! A recording is written to `NAME.part` and renamed when it is finished, so
 //! the name never refers to a half-written file.
