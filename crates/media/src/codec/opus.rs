@@ -35,7 +35,15 @@ pub struct OpusEncoder {
     /// starts) and, coming out of a pause, dropped the second frame of a
     /// sentence that began quietly.
     vad: Option<Vad>,
+    /// Samples encoded since a frame was last sent; `None` before the first.
+    unsent: Option<usize>,
 }
+
+/// In a pause, DTX still sends one frame this often (and the stream's very
+/// first frame): so that a far end that answers whoever sends first hears
+/// us, and one that times out a silent stream, or a NAT binding, does not
+/// let go. At 2 s it costs nothing in a conversation's short pauses.
+const KEEPALIVE_SECONDS: usize = 2;
 
 impl OpusEncoder {
     /// A VoIP encoder at `sample_rate` Hz (one of [`SAMPLE_RATES`]) taking
@@ -75,6 +83,7 @@ impl OpusEncoder {
             sample_rate,
             frame_samples: (sample_rate * frame_ms / 1000) as usize,
             vad: dtx.then(|| Vad::new(sample_rate)),
+            unsent: None,
         })
     }
 
@@ -122,14 +131,16 @@ impl OpusEncoder {
     /// returns the packet's length.
     ///
     /// 0 means there is nothing to send: with DTX, a frame of a pause (the
-    /// background, more than 100 ms after speech; [`crate::dsp::vad`]).
+    /// background, more than 100 ms after speech; [`crate::dsp::vad`]),
+    /// but for the stream's first frame and one every 2 s.
     /// The receiver sees the RTP timestamp jump and conceals, and Opus's
     /// concealment after background noise goes on as comfort noise near its
     /// level (-48 dBFS for a -45 dBFS room; -68 dBFS, all through a 10 s
     /// pause, for -60 dBFS: measured below), so no periodic update is
-    /// sent: at 24 kbit/s an update frame of faint noise costs about as much
-    /// as speech (some 90 bytes with headers), and one every 400 ms would
-    /// add 0.9 kbit/s to a call of 2 s of talk and 2 s of pause. The frame
+    /// sent but every 2 s, to keep the stream alive: at 24 kbit/s an update
+    /// frame of faint noise costs about as much as speech (some 90 bytes
+    /// with headers), and one every 400 ms would add 0.9 kbit/s to a call
+    /// of 2 s of talk and 2 s of pause. The frame
     /// is encoded all the same, so that the encoder's state runs on with
     /// the audio.
     pub fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
@@ -148,11 +159,15 @@ impl OpusEncoder {
                 codec: CODEC,
                 reason: e.to_string(),
             })?;
-        Ok(if len <= 2 || activity == Some(Activity::Silence) {
-            0
-        } else {
-            len
-        })
+        let keepalive = self
+            .unsent
+            .is_none_or(|n| n + pcm.len() > KEEPALIVE_SECONDS * self.sample_rate as usize);
+        if len <= 2 || (activity == Some(Activity::Silence) && !keepalive) {
+            self.unsent = self.unsent.map(|n| n + pcm.len());
+            return Ok(0);
+        }
+        self.unsent = Some(0);
+        Ok(len)
     }
 }
 
@@ -437,7 +452,9 @@ mod tests {
             let sent = silence.iter().flatten().count();
             let bytes: usize = silence.iter().flatten().map(Vec::len).sum();
             eprintln!("DTX {dtx}: {sent} packets, {bytes} bytes for 2 s of silence");
-            assert_eq!(sent, if dtx { 0 } else { 100 });
+            // With DTX, the stream's first frame only, to be heard at all.
+            assert_eq!(sent, if dtx { 1 } else { 100 });
+            assert!(silence[0].is_some());
             assert!(bytes < 100 * 10, "{bytes} bytes for 2 s of silence");
             // Speech goes out whole, from its first frame.
             let talk_sent = talk.iter().flatten().count();
@@ -472,9 +489,14 @@ mod tests {
         let (pause, again) = rest.split_at(500);
         assert!(talk.iter().all(Option::is_some));
         // 100 ms of hangover after the last word (the first of them also
-        // carries its last 6.5 ms, the encoder's lookahead), then nothing.
+        // carries its last 6.5 ms, the encoder's lookahead), then one frame
+        // every 2 s to keep the stream alive.
         let sent: Vec<usize> = (0..pause.len()).filter(|&i| pause[i].is_some()).collect();
-        assert_eq!(sent, [0, 1, 2, 3, 4], "pause frames sent");
+        assert_eq!(
+            sent,
+            [0, 1, 2, 3, 4, 105, 206, 307, 408],
+            "pause frames sent"
+        );
         // Speech again: every frame, the first one too.
         let missing: Vec<usize> = (0..again.len()).filter(|&i| again[i].is_none()).collect();
         assert!(missing.is_empty(), "speech frames not sent: {missing:?}");
