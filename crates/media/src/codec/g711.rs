@@ -1,6 +1,6 @@
 //! G.711 PCMU (µ-law) and PCMA (A-law) per ITU-T G.711 (11/88) §2-3,
-//! the packet-loss concealment of G.711 Appendix I (09/99), and level-only
-//! comfort noise as RFC 3389 describes it.
+//! packet-loss concealment after G.711 Appendix I (09/99) with linear
+//! prediction, and level-only comfort noise as RFC 3389 describes it.
 //!
 //! Samples are 16-bit linear: the codec's 14-bit (µ-law) or 13-bit (A-law)
 //! values shifted left, so µ-law decodes to at most ±32124 and A-law to at
@@ -140,34 +140,40 @@ pub fn alaw_decode(code: u8) -> i16 {
     ALAW_TO_LINEAR[usize::from(code)]
 }
 
-/// Packet-loss concealment for 8 kHz G.711 after G.711 Appendix I.
+/// Packet-loss concealment for 8 kHz G.711, after G.711 Appendix I with
+/// linear prediction in place of plain waveform repetition.
 ///
-/// On a loss it repeats the last pitch period of the history (one period for
-/// the first 10 ms, then two, then three, so a long gap does not buzz), with
-/// a quarter-period overlap-add at every join; from 10 ms into the gap the
-/// output fades by 20 % per 10 ms, and after 60 ms it is silence. The first
-/// good frame after a gap is cross-faded from the concealment over a quarter
-/// period plus 4 ms per extra 10 ms lost.
+/// On a loss it fits a 12th-order linear predictor to the last 30 ms and
+/// runs the predictor's residual, repeated with the pitch period, through
+/// the synthesis filter: the concealment continues the received waveform
+/// without a join. As in Appendix I the repeated stretch grows from one
+/// period to two after 10 ms and three after 20 ms, so a long gap does not
+/// buzz; from 10 ms into the gap the output fades by 20 % per 10 ms, and
+/// after 60 ms it is silence.
 ///
-/// The overlap-add at the start of a gap reaches back into audio already
-/// received, so every output, good or concealed, is [`Plc::DELAY`] samples
-/// (3.75 ms) behind its input. Frames of any length work; the algorithm
-/// steps in 10 ms, so multiples of 10 ms follow Appendix I exactly.
+/// The output lags the input by [`Plc::DELAY`] samples (3.75 ms), so when
+/// the first good frame after a gap arrives, the last 3.75 ms of concealment
+/// have not been played yet. The frame is continued backwards into them by
+/// its own pitch period, and the concealment is cross-faded into that and
+/// on over the frame's first 2.5 ms: the gap ends on the frame's own
+/// waveform instead of a join out of phase. Frames of any length work; the
+/// algorithm steps in 10 ms, so multiples of 10 ms follow Appendix I.
 #[derive(Clone)]
 pub struct Plc {
     /// The last [`HISTORY`] samples, good or concealed, the newest last; the
     /// newest [`Plc::DELAY`] of them have not been output yet.
     history: [i16; HISTORY],
-    /// The history at the start of the gap, its last quarter period
-    /// smoothed; its last `pitch_buffer_len` samples are repeated.
-    pitch_buffer: [f32; HISTORY],
-    /// The last quarter period of the history before it was smoothed.
-    last_quarter: [f32; OVERLAP_MAX],
+    /// The predictor fitted at the start of the gap: A(z) = 1 + Σ lpc[k-1] z^-k.
+    lpc: [f32; ORDER],
+    /// The synthesis filter's state: its last [`ORDER`] outputs, the newest last.
+    memory: [f32; ORDER],
+    /// The history at the start of the gap through A(z); its last
+    /// `periods * pitch` samples are repeated.
+    residual: [f32; HISTORY],
     pitch: usize,
-    overlap: usize,
-    /// How many samples of the repeated stretch are in use: 1, 2 or 3 periods.
-    pitch_buffer_len: usize,
-    /// Where the next repeated sample comes from, `0..pitch_buffer_len`.
+    /// How many pitch periods of the residual are repeated: 1, 2 or 3.
+    periods: usize,
+    /// Where the next repeated sample comes from, `0..periods * pitch`.
     offset: usize,
     /// Samples concealed in the current gap; 0 between gaps.
     erased: usize,
@@ -176,16 +182,16 @@ pub struct Plc {
 
 impl Plc {
     /// Samples by which the output lags the input (3.75 ms).
-    pub const DELAY: usize = OVERLAP_MAX;
+    pub const DELAY: usize = 30;
 
     pub fn new() -> Self {
         Self {
             history: [0; HISTORY],
-            pitch_buffer: [0.0; HISTORY],
-            last_quarter: [0.0; OVERLAP_MAX],
-            pitch: PITCH_MIN,
-            overlap: PITCH_MIN / 4,
-            pitch_buffer_len: PITCH_MIN,
+            lpc: [0.0; ORDER],
+            memory: [0.0; ORDER],
+            residual: [0.0; HISTORY],
+            pitch: PITCH_MAX,
+            periods: 1,
             offset: 0,
             erased: 0,
             gain: 1.0,
@@ -196,17 +202,11 @@ impl Plc {
     /// the input [`Plc::DELAY`] samples ago, cross-faded from the concealment
     /// at the end of a gap.
     pub fn good_frame(&mut self, pcm: &mut [i16]) {
+        if self.erased > 0 {
+            self.end_gap(pcm);
+            self.erased = 0;
+        }
         for chunk in pcm.chunks_mut(FRAME) {
-            if self.erased > 0 {
-                let frames_lost = self.erased.div_ceil(FRAME);
-                let len = (self.overlap + (frames_lost - 1) * OVERLAP_INCREMENT)
-                    .min(FRAME)
-                    .min(chunk.len());
-                let mut concealed = [0i16; FRAME];
-                self.repeat(&mut concealed[..len]);
-                self.fade_in(chunk, &concealed[..len]);
-                self.erased = 0;
-            }
             self.save(chunk);
         }
     }
@@ -231,135 +231,108 @@ impl Plc {
 
     fn conceal(&mut self, out: &mut [i16]) {
         let stage = self.erased / FRAME;
-        let stage_start = self.erased.is_multiple_of(FRAME);
         if self.erased == 0 {
             self.start_gap();
-            self.repeat(out);
-        } else if stage_start && (stage == 1 || stage == 2) {
-            // Take in one more period, joined to the old by an overlap-add.
-            let mut tail = [0i16; OVERLAP_MAX];
-            let tail = &mut tail[..self.overlap.min(out.len())];
-            let saved = self.offset;
-            self.repeat(tail);
-            self.offset = saved % self.pitch;
-            self.pitch_buffer_len += self.pitch;
-            self.smooth_join();
-            self.repeat(out);
-            let len = tail.len();
-            for (i, (o, &t)) in out.iter_mut().zip(tail.iter()).enumerate() {
-                let w = (i + 1) as f32 / (len + 1) as f32;
-                *o = clamp((1.0 - w) * f32::from(t) + w * f32::from(*o));
-            }
-            self.attenuate(out);
-        } else if stage > 5 {
-            out.fill(0);
+        } else if self.erased.is_multiple_of(FRAME) && (stage == 1 || stage == 2) {
+            // One more period, in phase with the one repeated so far.
+            self.offset %= self.pitch;
+            self.periods = stage + 1;
+        }
+        if stage >= SILENT_STAGE {
             self.gain = 0.0;
-        } else {
-            self.repeat(out);
-            if stage >= 1 {
-                self.attenuate(out);
-            }
+        }
+        let mut concealed = [0.0f32; FRAME];
+        let concealed = &mut concealed[..out.len()];
+        self.synthesize(concealed, stage >= 1);
+        for (o, &c) in out.iter_mut().zip(concealed.iter()) {
+            *o = clamp(c);
         }
         self.erased += out.len();
     }
 
+    /// Fits the predictor to the history, filters the history into the
+    /// residual and finds the pitch period to repeat.
     fn start_gap(&mut self) {
-        for (p, &h) in self.pitch_buffer.iter_mut().zip(&self.history) {
-            *p = f32::from(h);
+        let mut signal = [0.0f32; HISTORY];
+        for (s, &h) in signal.iter_mut().zip(&self.history) {
+            *s = f32::from(h);
         }
-        self.pitch = self.find_pitch();
-        self.overlap = self.pitch / 4;
-        let end = HISTORY - self.overlap;
-        self.last_quarter[..self.overlap].copy_from_slice(&self.pitch_buffer[end..]);
+        self.lpc = linear_prediction(&signal[HISTORY - WINDOW..]);
+        for n in ORDER..HISTORY {
+            let past = signal[n - ORDER..n].iter().rev();
+            self.residual[n] =
+                signal[n] + self.lpc.iter().zip(past).map(|(a, s)| a * s).sum::<f32>();
+        }
+        self.memory.copy_from_slice(&signal[HISTORY - ORDER..]);
+        let recent = HISTORY - PITCH_WINDOW;
+        self.pitch = best_lag(&signal, recent, PITCH_WINDOW, PITCH_MAX, Direction::Earlier);
+        self.periods = 1;
         self.offset = 0;
-        self.pitch_buffer_len = self.pitch;
         self.gain = 1.0;
-        self.smooth_join();
-        // The smoothed quarter period has not been output yet: it goes out
-        // in place of what arrived.
-        for (h, &p) in self.history[end..]
-            .iter_mut()
-            .zip(&self.pitch_buffer[end..])
-        {
-            *h = clamp(p);
-        }
     }
 
-    /// Cross-fades the last quarter period of the history into the quarter
-    /// period before the repeated stretch, so that the end of the history
-    /// runs smoothly into the start of the repetition.
-    fn smooth_join(&mut self) {
-        let n = self.overlap;
-        let start = HISTORY - self.pitch_buffer_len - n;
-        let end = HISTORY - n;
-        for i in 0..n {
-            let w = (i + 1) as f32 / (n + 1) as f32;
-            self.pitch_buffer[end + i] =
-                (1.0 - w) * self.last_quarter[i] + w * self.pitch_buffer[start + i];
-        }
-    }
-
-    /// Appendix I's pitch search: normalised cross-correlation of the last
-    /// 20 ms with the 20 ms that starts 5 to 15 ms earlier, coarse on every
-    /// second sample, then refined around the best lag.
-    fn find_pitch(&self) -> usize {
-        let buffer = &self.pitch_buffer;
-        let recent = &buffer[HISTORY - CORRELATION_LEN..];
-        let base = HISTORY - CORRELATION_LEN - PITCH_MAX;
-        let score = |shift: usize, step: usize| {
-            let earlier = &buffer[base + shift..base + shift + CORRELATION_LEN];
-            let (mut energy, mut correlation) = (0.0f32, 0.0f32);
-            for i in (0..CORRELATION_LEN).step_by(step) {
-                energy += earlier[i] * earlier[i];
-                correlation += earlier[i] * recent[i];
-            }
-            correlation / energy.max(CORRELATION_MIN_POWER).sqrt()
-        };
-        let mut best = (score(0, DECIMATION), 0);
-        for shift in (DECIMATION..=PITCH_MAX - PITCH_MIN).step_by(DECIMATION) {
-            let s = score(shift, DECIMATION);
-            if s >= best.0 {
-                best = (s, shift);
-            }
-        }
-        let low = best.1.saturating_sub(DECIMATION - 1);
-        let high = (best.1 + DECIMATION - 1).min(PITCH_MAX - PITCH_MIN);
-        let mut fine = (score(low, 1), low);
-        for shift in low + 1..=high {
-            let s = score(shift, 1);
-            if s > fine.0 {
-                fine = (s, shift);
-            }
-        }
-        PITCH_MAX - fine.1
-    }
-
-    /// Next samples of the repeated stretch.
-    fn repeat(&mut self, out: &mut [i16]) {
-        let start = HISTORY - self.pitch_buffer_len;
+    /// Next samples of the concealment: the repeated residual through the
+    /// synthesis filter, fading by 20 % per 10 ms if `attenuate`.
+    fn synthesize(&mut self, out: &mut [f32], attenuate: bool) {
+        let len = self.periods * self.pitch;
+        let start = HISTORY - len;
         for o in out {
-            *o = clamp(self.pitch_buffer[start + self.offset]);
+            let excitation = self.residual[start + self.offset];
             self.offset += 1;
-            if self.offset == self.pitch_buffer_len {
+            if self.offset == len {
                 self.offset = 0;
             }
+            let past = self.memory.iter().rev();
+            let prediction: f32 = self.lpc.iter().zip(past).map(|(a, m)| a * m).sum();
+            let y = (excitation - prediction).clamp(-FULL_SCALE, FULL_SCALE);
+            self.memory.copy_within(1.., 0);
+            self.memory[ORDER - 1] = y;
+            *o = y * self.gain;
+            if attenuate {
+                self.gain = (self.gain - ATTENUATION_PER_SAMPLE).max(0.0);
+            }
         }
     }
 
-    /// Fades by 20 % per 10 ms, down to silence.
-    fn attenuate(&mut self, out: &mut [i16]) {
-        for o in out {
-            *o = clamp(f32::from(*o) * self.gain);
-            self.gain = (self.gain - ATTENUATION_PER_SAMPLE).max(0.0);
+    /// Cross-fades from the concealment into the good frame `pcm`: over the
+    /// concealed samples not yet output, into `pcm` continued backwards by
+    /// its pitch period, then over the start of `pcm` itself.
+    fn end_gap(&mut self, pcm: &mut [i16]) {
+        let n = pcm.len().min(MERGE_MAX);
+        let mut good = [0.0f32; MERGE_MAX];
+        for (g, &s) in good.iter_mut().zip(pcm.iter()) {
+            *g = f32::from(s);
         }
-    }
-
-    /// Cross-fades from the (attenuated) concealment into the good frame.
-    fn fade_in(&self, chunk: &mut [i16], concealed: &[i16]) {
-        let n = concealed.len();
-        for (i, (s, &c)) in chunk.iter_mut().zip(concealed).enumerate() {
-            let w = (i + 1) as f32 / (n + 1) as f32;
-            *s = clamp((1.0 - w) * self.gain * f32::from(c) + w * f32::from(*s));
+        let compared = (n / 2).min(BACK_CORRELATION);
+        let backward = (compared >= PITCH_MIN).then(|| {
+            let longest = PITCH_MAX.min(n - compared);
+            best_lag(&good, 0, compared, longest, Direction::Later)
+        });
+        // Concealed samples not yet output (fewer after a gap under 3.75 ms);
+        // none to fade in a frame too short to continue backwards.
+        let pending = backward.map_or(0, |_| Self::DELAY.min(self.erased));
+        let into_frame = MERGE_INTO_FRAME.min(n);
+        let mut concealed = [0.0f32; MERGE_INTO_FRAME];
+        self.synthesize(&mut concealed[..into_frame], self.erased >= FRAME);
+        let fade = pending + into_frame;
+        let start = HISTORY - pending;
+        for i in 0..fade {
+            let w = (i + 1) as f32 / (fade + 1) as f32;
+            match backward {
+                Some(lag) if i < pending => {
+                    // The frame's sample i - pending, one or more periods on.
+                    let mut j = i as isize - pending as isize;
+                    while j < 0 {
+                        j += lag as isize;
+                    }
+                    let h = &mut self.history[start + i];
+                    *h = clamp((1.0 - w) * f32::from(*h) + w * good[j as usize]);
+                }
+                _ => {
+                    let s = &mut pcm[i - pending];
+                    *s = clamp((1.0 - w) * concealed[i - pending] + w * f32::from(*s));
+                }
+            }
         }
     }
 
@@ -379,6 +352,92 @@ impl Default for Plc {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Which way [`best_lag`] looks from the stretch it matches.
+#[derive(Clone, Copy)]
+enum Direction {
+    Earlier,
+    Later,
+}
+
+/// The lag in `PITCH_MIN..=longest` at which `signal[at..at + len]` best
+/// matches the stretch that many samples earlier or later, by normalised
+/// cross-correlation. The stretches compared must lie inside `signal`.
+fn best_lag(signal: &[f32], at: usize, len: usize, longest: usize, direction: Direction) -> usize {
+    let reference = &signal[at..at + len];
+    let reference_energy: f32 = reference.iter().map(|x| x * x).sum();
+    let mut best = (f32::MIN, longest);
+    for lag in PITCH_MIN..=longest {
+        let from = match direction {
+            Direction::Earlier => at - lag,
+            Direction::Later => at + lag,
+        };
+        let other = &signal[from..from + len];
+        let (mut xy, mut yy) = (0.0f32, 0.0f32);
+        for (&x, &y) in reference.iter().zip(other) {
+            xy += x * y;
+            yy += y * y;
+        }
+        let floor = CORRELATION_MIN_POWER * len as f32;
+        let correlation = xy / (reference_energy * yy).sqrt().max(floor);
+        if correlation > best.0 {
+            best = (correlation, lag);
+        }
+    }
+    best.1
+}
+
+/// The coefficients of A(z) for `signal` (at most [`WINDOW`] samples):
+/// autocorrelation under a Hann window, a 60 Hz Gaussian lag window against
+/// too sharp resonances, Levinson-Durbin recursion, and a 0.99 bandwidth
+/// expansion so that the filter rings down. All zero for silence.
+fn linear_prediction(signal: &[f32]) -> [f32; ORDER] {
+    let n = signal.len().min(WINDOW);
+    let mut windowed = [0.0f64; WINDOW];
+    for (i, (w, &s)) in windowed.iter_mut().zip(signal).enumerate() {
+        let phase = std::f64::consts::PI * (i as f64 + 0.5) / n as f64;
+        *w = f64::from(s) * phase.sin().powi(2);
+    }
+    let windowed = &windowed[..n];
+    let mut r = [0.0f64; ORDER + 1];
+    for (k, r) in r.iter_mut().enumerate().take(n) {
+        *r = windowed[k..].iter().zip(windowed).map(|(a, b)| a * b).sum();
+    }
+    let mut lpc = [0.0f32; ORDER];
+    if r[0] < 1.0 {
+        return lpc;
+    }
+    // White-noise correction of -40 dB, then the lag window.
+    r[0] *= 1.0001;
+    for (k, r) in r.iter_mut().enumerate().skip(1) {
+        let x = 2.0 * std::f64::consts::PI * 60.0 * k as f64 / f64::from(SAMPLE_RATE);
+        *r *= (-0.5 * x * x).exp();
+    }
+    let mut a = [0.0f64; ORDER + 1];
+    a[0] = 1.0;
+    let mut error = r[0];
+    for i in 1..=ORDER {
+        let acc: f64 = (0..i).map(|j| a[j] * r[i - j]).sum();
+        let k = -acc / error;
+        // A reflection of magnitude 1 or more (or NaN) would make the
+        // synthesis filter unstable: stop at the order reached.
+        if k.is_nan() || k.abs() >= 1.0 {
+            break;
+        }
+        let previous = a;
+        for j in 1..i {
+            a[j] = previous[j] + k * previous[i - j];
+        }
+        a[i] = k;
+        error *= 1.0 - k * k;
+    }
+    let mut expansion = 1.0;
+    for (l, &a) in lpc.iter_mut().zip(&a[1..]) {
+        expansion *= BANDWIDTH_EXPANSION;
+        *l = (a * expansion) as f32;
+    }
+    lpc
 }
 
 /// Level-only comfort noise (RFC 3389 §3.1): white noise at a level given in
@@ -444,23 +503,33 @@ impl ComfortNoise {
 
 /// 10 ms at 8 kHz: the step of Appendix I.
 const FRAME: usize = 80;
-/// Shortest pitch period searched: 5 ms (200 Hz).
-const PITCH_MIN: usize = 40;
+/// Shortest pitch period searched: 2.5 ms (400 Hz).
+const PITCH_MIN: usize = 20;
 /// Longest pitch period searched: 15 ms (66.7 Hz).
 const PITCH_MAX: usize = 120;
-/// Longest overlap-add: a quarter of the longest period.
-const OVERLAP_MAX: usize = PITCH_MAX / 4;
-/// Three longest periods and an overlap.
-const HISTORY: usize = PITCH_MAX * 3 + OVERLAP_MAX;
-/// The stretch compared by the pitch search: 20 ms.
-const CORRELATION_LEN: usize = 160;
+/// The stretch the pitch search matches at the start of a gap: the newest
+/// 7.5 ms, since the pitch that matters is the one at the gap's edge.
+const PITCH_WINDOW: usize = 60;
+/// Three longest periods and the predictor's reach before them.
+const HISTORY: usize = PITCH_MAX * 3 + ORDER;
+/// Order of the linear prediction.
+const ORDER: usize = 12;
+/// The stretch the linear prediction analyses: 30 ms.
+const WINDOW: usize = 240;
+/// Per-coefficient factor that widens the predictor's resonances.
+const BANDWIDTH_EXPANSION: f64 = 0.99;
+/// From 60 ms into a gap the concealment is silence.
+const SILENT_STAGE: usize = 6;
 /// Floor of the energy that normalises the correlation, so that near
 /// silence does not pick a random lag.
 const CORRELATION_MIN_POWER: f32 = 250.0;
-/// The coarse pitch search looks at every second sample.
-const DECIMATION: usize = 2;
-/// The fade-in at the end of a gap grows by 4 ms per 10 ms lost after the first.
-const OVERLAP_INCREMENT: usize = 32;
+/// The most of a good frame that ending a gap looks at: 20 ms.
+const MERGE_MAX: usize = 160;
+/// The stretch at the start of a good frame whose pitch period continues
+/// it backwards: 8 ms.
+const BACK_CORRELATION: usize = 64;
+/// How far into the good frame the cross-fade from the concealment runs: 2.5 ms.
+const MERGE_INTO_FRAME: usize = 20;
 /// 20 % per 10 ms.
 const ATTENUATION_PER_SAMPLE: f32 = 0.2 / FRAME as f32;
 const FULL_SCALE: f32 = 32_767.0;
@@ -730,8 +799,11 @@ mod tests {
             concealed > silenced + 10.0,
             "concealed {concealed:.1} dB, zeros {silenced:.1} dB"
         );
-        // Outside the gap the output is the input again.
-        assert_eq!(out[1_100..1_500], input[1_100..1_500]);
+        // After the cross-fade the output is the input again.
+        assert_eq!(
+            out[960 + MERGE_INTO_FRAME..],
+            input[960 + MERGE_INTO_FRAME..out.len()]
+        );
     }
 
     fn run_zeros(input: &[i16], lost: usize) -> Vec<i16> {
@@ -756,10 +828,20 @@ mod tests {
                 .unwrap_or(0)
         };
         for &i in &lost {
-            let gap = &out[i * 160..(i + 1) * 160];
-            // The repeated periods come from the last 50 ms, cross-faded.
-            let history = &speech[i * 160 - 400..i * 160];
-            assert!(peak(gap) <= peak(history) + 1, "frame {i}");
+            let (start, end) = (i * 160, (i + 1) * 160);
+            // The concealment repeats the last periods of the 30 ms before
+            // the gap through their own predictor; its last 3.75 ms fade
+            // into the next frame.
+            let history = &speech[start - 240..start];
+            let concealment = &out[start..end - Plc::DELAY];
+            assert!(
+                peak(concealment) <= peak(history) * 101 / 100 + 1,
+                "frame {i}: {} against {}",
+                peak(concealment),
+                peak(history)
+            );
+            let next = &speech[end..end + 160];
+            assert!(peak(&out[start..end]) <= peak(history).max(peak(next)) + 1);
             let around = &out[i * 160 - 40..(i + 1) * 160 + 40];
             let nearby = &speech[i * 160 - 400..(i + 1) * 160 + 400];
             assert!(
@@ -792,10 +874,70 @@ mod tests {
             assert!(steps[k] < steps[k - 1], "energy rose at {k}: {steps:?}");
         }
         assert!(steps[4] < 0.2, "{steps:?}");
-        // Silence after 60 ms.
-        assert!(steps[6..].iter().all(|&e| e == 0.0), "{steps:?}");
+        // Silence after 60 ms, until the fade-in into the next frame starts
+        // in the last 3.75 ms of the gap.
+        let fade_in = 1_600 - Plc::DELAY;
+        assert!(out[1_280..fade_in].iter().all(|&s| s == 0));
+        assert!(out[fade_in..1_600].iter().any(|&s| s != 0));
         // And back to the input after the fade-in.
-        assert_eq!(out[1_700..2_000], input[1_700..2_000]);
+        assert_eq!(
+            out[1_600 + MERGE_INTO_FRAME..2_000],
+            input[1_600 + MERGE_INTO_FRAME..2_000]
+        );
+    }
+
+    fn correlation(a: &[i16], b: &[i16]) -> f64 {
+        let dot = |x: &[i16], y: &[i16]| {
+            x.iter()
+                .zip(y)
+                .map(|(&p, &q)| f64::from(p) * f64::from(q))
+                .sum::<f64>()
+        };
+        dot(a, b) / (dot(a, a) * dot(b, b)).sqrt().max(1.0)
+    }
+
+    #[test]
+    fn continues_a_steady_tone_in_phase() {
+        // 250 Hz: a period of 32 samples. And the vowel, whose period of
+        // 56.3 samples is no whole number, so the repetition drifts a little.
+        let tone: Vec<i16> = (0..1_600)
+            .map(|n| {
+                (8_000.0 * (2.0 * std::f64::consts::PI * 250.0 * n as f64 / 8_000.0).sin()) as i16
+            })
+            .collect();
+        for (input, least) in [(tone, 0.99), (voiced(1_600), 0.95)] {
+            let out = run(&input, &[5]);
+            let gap = 800..960;
+            let c = correlation(&input[gap.clone()], &out[gap]);
+            assert!(c > least, "correlation {c:.3}");
+        }
+    }
+
+    /// When the lost frame starts a new sound, the end of the gap already
+    /// fades into the next frame's waveform instead of joining it out of
+    /// phase at the frame boundary.
+    #[test]
+    fn ends_a_gap_on_the_next_frames_waveform() {
+        let tone = |hz: f64, n: usize| {
+            (6_000.0 * (2.0 * std::f64::consts::PI * hz * n as f64 / 8_000.0).sin()) as i16
+        };
+        let input: Vec<i16> = (0..1_600)
+            .map(|n| {
+                if n < 800 {
+                    tone(200.0, n)
+                } else {
+                    tone(310.0, n)
+                }
+            })
+            .collect();
+        let out = run(&input, &[5]);
+        let end = 960 - Plc::DELAY / 2..960 + MERGE_INTO_FRAME;
+        let c = correlation(&input[end.clone()], &out[end]);
+        assert!(c > 0.9, "correlation {c:.3}");
+        assert_eq!(
+            out[960 + MERGE_INTO_FRAME..],
+            input[960 + MERGE_INTO_FRAME..out.len()]
+        );
     }
 
     #[test]
