@@ -364,7 +364,7 @@ pub fn offline_round_trip(codec: VoiceCodec, speech: &[i16]) -> Vec<i16> {
         VoiceCodec::Opus { bitrate } => {
             let rate = codec.sample_rate();
             let mut encoder =
-                OpusEncoder::new(rate, FRAME_MS, bitrate, true, 5, true).expect("Opus settings");
+                OpusEncoder::new(rate, FRAME_MS, bitrate, true, 0, true).expect("Opus settings");
             let mut decoder = OpusDecoder::new(rate).expect("Opus settings");
             let mut pcm = vec![0i16; frame];
             for chunk in speech.chunks_exact(frame) {

@@ -89,7 +89,7 @@ impl VoiceEncoder {
                 config.frame_ms,
                 bitrate,
                 true,
-                5,
+                0,
                 true,
             )?)),
             VoiceCodec::Pcmu => Encoder::G711(G711::new(Law::Mu)),
@@ -114,11 +114,11 @@ impl VoiceEncoder {
     }
 
     /// Tells Opus how much loss the far end reports, so that it spends that
-    /// much on in-band FEC (RFC 7587 §3.1.1); clamped to 5-30 %. G.711 has
-    /// nothing to adjust.
+    /// much on in-band FEC (RFC 7587 §3.1.1): none until a loss is reported,
+    /// then 5-30 %. G.711 has nothing to adjust.
     pub fn set_expected_loss(&mut self, fraction_lost: f64) {
         if let Encoder::Opus(encoder) = &mut self.inner {
-            let percent = (fraction_lost * 100.0).ceil().clamp(5.0, 30.0) as u8;
+            let percent = (fraction_lost * 100.0).ceil().clamp(0.0, 30.0) as u8;
             let _ = encoder.set_expected_loss(percent);
         }
     }
