@@ -296,11 +296,13 @@ impl VoiceReceiver {
             }
         };
         let max_cut = (self.jitter.excess() * rate / clock) as usize;
+        let max_add = (self.jitter.deficit() * rate / clock) as usize;
+        // Up to a frame of excess waits for a quiet frame.
+        let quiet_only = max_cut <= frame;
         let produced = apply(
             &mut self.stretch,
             how,
-            max_cut,
-            frame,
+            (max_cut, max_add, quiet_only),
             &self.decoded[..n],
             out,
         );
@@ -336,21 +338,22 @@ impl VoiceReceiver {
 }
 
 /// Plays `pcm` as the jitter buffer asked. An acceleration cuts at most
-/// `max_cut` samples, so that it does not undershoot the target; while that
-/// is a frame or less, it waits for a quiet frame (a pause between words)
-/// rather than shorten speech, which PESQ and ears both notice.
+/// `max_cut` samples, so that it does not undershoot the target; with
+/// `quiet_only`, it waits for a quiet frame (a pause between words) rather
+/// than shorten speech, which PESQ and ears both notice. An expansion adds
+/// about `max_add`, what brings the level to mid-band, so that it does not
+/// overshoot into a delay only an acceleration would undo.
 fn apply(
     stretch: &mut TimeStretch,
     how: Stretch,
-    max_cut: usize,
-    frame: usize,
+    (max_cut, max_add, quiet_only): (usize, usize, bool),
     pcm: &[i16],
     out: &mut Vec<i16>,
 ) -> usize {
     match how {
         Stretch::Normal => stretch.normal(pcm, out),
-        Stretch::Accelerate => stretch.accelerate_at_most(pcm, max_cut, max_cut <= frame, out),
-        Stretch::Expand => stretch.expand(pcm, out),
+        Stretch::Accelerate => stretch.accelerate_at_most(pcm, max_cut, quiet_only, out),
+        Stretch::Expand => stretch.expand_at_most(pcm, max_add, out),
     }
 }
 

@@ -608,6 +608,20 @@ impl JitterBuffer {
             .map_or(0.0, |level| (level - self.target as f64).max(0.0)) as u64
     }
 
+    /// How much longer the frame just given out may be played to bring the
+    /// level back into the band, in ticks: what an expansion may add (to the
+    /// middle of the band). 0 when the level is at or over the target.
+    pub fn deficit(&self) -> u64 {
+        self.level.map_or(0.0, |level| {
+            let middle = self.target as f64 + self.band() / 2.0;
+            if level < self.target as f64 {
+                middle - level
+            } else {
+                0.0
+            }
+        }) as u64
+    }
+
     /// Books what the caller played for the previous pop.
     fn account_played(&mut self) {
         let played = self.played_ticks.take().unwrap_or(self.frame);
@@ -641,7 +655,7 @@ impl JitterBuffer {
             .get(&first)
             .zip(self.last_played_seq)
             .is_some_and(|(slot, last)| slot.seq > last.saturating_add(1));
-        if !lost || !self.config.fec_lookahead || self.last_at <= self.losing_until {
+        if !lost || !self.config.fec_lookahead || self.last_at < self.losing_until {
             return false;
         }
         self.losing_until = at.saturating_add(duration_ticks(LOSS_MEMORY, self.config.clock_rate));
@@ -704,7 +718,7 @@ impl JitterBuffer {
         let n = self.scratch.len();
         let index = ((self.config.percentile * n as f64).ceil() as usize).clamp(1, n) - 1;
         let (_, &mut relative, _) = self.scratch.select_nth_unstable(index);
-        let losing = self.config.fec_lookahead && self.last_at <= self.losing_until;
+        let losing = self.config.fec_lookahead && self.last_at < self.losing_until;
         let lookahead = if losing { self.frame } else { 0 };
         self.spread = relative;
         self.target = relative
@@ -1080,6 +1094,22 @@ mod tests {
         // the margin and at most 2.5 ms more.
         assert!(stats.level <= Duration::from_millis(25), "{stats:?}");
         assert_eq!((stats.lost, stats.late, stats.underruns), (0, 0, 0));
+    }
+
+    /// Holding a frame for FEC starts with a loss, not with the stream: the
+    /// first packet plays as soon as on any clean path.
+    #[test]
+    fn with_fec_lookahead_a_clean_path_holds_no_extra_frame() {
+        let mut config = JitterConfig::new(RATE);
+        config.fec_lookahead = true;
+        let mut jb = JitterBuffer::new(config);
+        let run = play(&mut jb, Instant::now(), &stream(5, 1.0, 10, |_| 0), 6);
+        let stats = jb.stats();
+        assert_eq!(stats.target_delay, Duration::from_millis(22), "{stats:?}");
+        assert!(run.lost.is_empty());
+        let mut plain = JitterBuffer::new(JitterConfig::new(RATE));
+        play(&mut plain, Instant::now(), &stream(5, 1.0, 10, |_| 0), 6);
+        assert_eq!(stats.max_level, plain.stats().max_level, "{stats:?}");
     }
 
     #[test]

@@ -88,8 +88,15 @@ impl TimeStretch {
     /// Plays `frame` longer by one pitch period if it is periodic or quiet
     /// enough, appending the result to `out`. Returns the samples appended.
     pub fn expand(&mut self, frame: &[i16], out: &mut Vec<i16>) -> usize {
+        self.expand_at_most(frame, usize::MAX, out)
+    }
+
+    /// [`TimeStretch::expand`], adding at most `max_add` samples (but never
+    /// less than the shortest pitch period, 2.5 ms): a level just under its
+    /// target is not pushed a whole long period over it.
+    pub fn expand_at_most(&mut self, frame: &[i16], max_add: usize, out: &mut Vec<i16>) -> usize {
         let start = out.len();
-        match self.period(frame, usize::MAX) {
+        match self.period(frame, max_add.max(self.min_lag)) {
             Some((lag, overlap)) => {
                 // After frame[..lag], frame[lag..lag + overlap] fades into
                 // frame[..overlap], and the frame plays again from
@@ -221,6 +228,26 @@ mod tests {
                 (v * 8000.0) as i16
             })
             .collect()
+    }
+
+    #[test]
+    fn an_expansion_adds_no_more_than_asked_beyond_the_shortest_period() {
+        let rate = 16_000;
+        let mut stretch = TimeStretch::new(rate);
+        // Quiet: stretched wherever it suits, by just what is asked.
+        let quiet = vec![3i16; 320];
+        let mut out = Vec::new();
+        assert_eq!(stretch.expand_at_most(&quiet, 60, &mut out), 320 + 60);
+        out.clear();
+        // Less than the shortest period (2.5 ms) is rounded up to it.
+        assert_eq!(stretch.expand_at_most(&quiet, 5, &mut out), 320 + 40);
+        // A voiced frame: one period of 5 ms, not more than asked.
+        let voiced = tone(rate, 200.0, 0.1);
+        let mut out = Vec::new();
+        stretch.normal(&voiced[..320], &mut out);
+        out.clear();
+        let n = stretch.expand_at_most(&voiced[320..640], 100, &mut out);
+        assert!(n == 320 || (320 + 40..=320 + 100).contains(&n), "{n}");
     }
 
     fn max_step(x: &[i16]) -> i32 {
