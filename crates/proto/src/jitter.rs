@@ -19,9 +19,12 @@
 //!   which differs from the frame length when it time-stretched.
 //! - Decisions ([`Stretch`]): the band is `[target, target + b]`, `b` the
 //!   arrivals' spread (the percentile of relative delay) kept between 2.5 ms
-//!   and 20 ms (an eighth of a frame and a frame for long frames). Below it, expand; above it, accelerate, if the next packet is
-//!   here (so shortening cannot starve playout); either goes on until the
-//!   level is back in the middle of the band. The
+//!   and 20 ms (an eighth of a frame and a frame for long frames). Below it,
+//!   expand by about what reaches mid-band ([`JitterBuffer::deficit`]); above
+//!   it, accelerate by at most the excess over the target
+//!   ([`JitterBuffer::excess`]), and where the arrivals spread only once the
+//!   next packet is here; either goes on until the level is back in the
+//!   middle of the band. The
 //!   target is thus a floor, as a percentile only is when the playout delay
 //!   is at least that (NetEQ's band is `[3/4 target, target]`, below it).
 //!   Clock drift of a few per mille is absorbed one pitch period at a time.
@@ -518,9 +521,7 @@ impl JitterBuffer {
         {
             self.stats.lost = self.stats.lost.saturating_add(slot.seq - last - 1);
             if slot.seq > last + 1 {
-                self.losing_until = self
-                    .losing_until
-                    .max(at.saturating_add(duration_ticks(LOSS_MEMORY, self.config.clock_rate)));
+                self.hold_for_fec_from(at);
                 self.target_dirty = true;
             }
         }
@@ -646,6 +647,12 @@ impl JitterBuffer {
         }
     }
 
+    /// A loss at `at`: hold the frame for FEC until [`LOSS_MEMORY`] after it.
+    fn hold_for_fec_from(&mut self, at: u64) {
+        let until = at.saturating_add(duration_ticks(LOSS_MEMORY, self.config.clock_rate));
+        self.losing_until = self.losing_until.max(until);
+    }
+
     /// Whether the packet at `first` comes after a loss (a gap in the
     /// sequence numbers, not DTX) while no frame is held for FEC; if so,
     /// the buffer starts holding one (see [`JitterConfig::fec_lookahead`]).
@@ -658,7 +665,7 @@ impl JitterBuffer {
         if !lost || !self.config.fec_lookahead || self.last_at < self.losing_until {
             return false;
         }
-        self.losing_until = at.saturating_add(duration_ticks(LOSS_MEMORY, self.config.clock_rate));
+        self.hold_for_fec_from(at);
         self.target_dirty = true;
         self.update_target();
         true
