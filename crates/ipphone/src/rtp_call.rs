@@ -134,6 +134,11 @@ pub struct Signalled {
     /// telephone-event, to send with and to receive, if both have it.
     pub event_pt: Option<Pt>,
     pub event_recv_pt: Option<Pt>,
+    /// Redundant audio (RFC 2198, `red`) for the codec, to send with and to
+    /// receive, if both have it: under loss each packet also carries the
+    /// frame before it.
+    pub red_pt: Option<Pt>,
+    pub red_recv_pt: Option<Pt>,
     /// Where RTCP goes when it does not share the RTP port (no rtcp-mux).
     pub rtcp_peer: Option<SocketAddr>,
 }
