@@ -1,7 +1,8 @@
 //! Fuzzes what the network feeds a call: arbitrary datagrams into the RTP
 //! media stream, whose media then goes into the jitter buffer, interleaved
-//! with playout pulls at fuzzer-chosen times. Nothing may panic, and the
-//! buffer must stay within its bounds.
+//! with playout pulls at fuzzer-chosen times; RFC 2198 redundancy (payload
+//! type 63) comes apart into its blocks, whose copies fill gaps. Nothing
+//! may panic, and the buffer must stay within its bounds.
 #![no_main]
 
 use std::time::{Duration, Instant, SystemTime};
@@ -22,9 +23,11 @@ fuzz_target!(|data: &[u8]| {
         first_timestamp: 0,
         cname: "fuzz".into(),
         rtcp_interval: Duration::from_secs(5),
+        feedback: true,
         seed: 1,
     };
     let mut stream = MediaStream::new(config, t0);
+    stream.set_red(Some(Pt(63)), Some(Pt(63)));
     let jitter_config = JitterConfig::new(48_000);
     let max_packets = jitter_config.max_packets;
     let mut jitter = JitterBuffer::new(jitter_config);
@@ -38,8 +41,12 @@ fuzz_target!(|data: &[u8]| {
         rest = next;
         stream.handle_datagram(now, wall, datagram);
         while let Some(event) = stream.poll_event() {
-            if let StreamEvent::Media { seq, timestamp, payload, .. } = event {
-                let _ = jitter.insert(now, seq, timestamp, &payload);
+            if let StreamEvent::Media { seq, timestamp, payload, redundant, .. } = event {
+                if redundant {
+                    let _ = jitter.insert_recovered(seq, timestamp, &payload);
+                } else {
+                    let _ = jitter.insert(now, seq, timestamp, &payload);
+                }
             }
         }
         if step % 2 == 0 {

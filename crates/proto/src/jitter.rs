@@ -164,6 +164,9 @@ pub struct JitterStats {
     pub inserted: u64,
     /// Packets that came after their time was played.
     pub late: u64,
+    /// Frames taken in from a later packet's redundant copy
+    /// ([`JitterBuffer::insert_recovered`]) to fill a gap.
+    pub recovered: u64,
     pub duplicates: u64,
     pub oversized: u64,
     /// Packets of the stream never played (missing from the sequence numbers
@@ -346,20 +349,53 @@ impl JitterBuffer {
                     .map_or(timestamp, |(&ts, _)| ts.min(timestamp));
             }
         }
-        self.stats.inserted += 1;
-        let mut buffer = self.spare.pop().unwrap_or_default();
-        buffer.clear();
-        buffer.extend_from_slice(payload);
-        self.packets.insert(
-            timestamp,
-            Slot {
-                seq: ext_seq,
-                payload: buffer,
-            },
-        );
+        self.store(ext_seq, timestamp, payload, false);
         let buffered = self.buffered_ticks();
         self.stats.max_buffered = self.stats.max_buffered.max(self.ticks_duration(buffered));
         result
+    }
+
+    /// Buffers a frame recovered from a later packet (an RFC 2198 redundant
+    /// copy): it fills a gap if its time has not been played yet, and is
+    /// dropped quietly otherwise, neither late nor duplicate, since the copy
+    /// was always going to come a packet after the frame. Its arrival says
+    /// nothing of the path's jitter, so the target does not learn from it.
+    /// When it plays it counts as a loss: with
+    /// [`JitterConfig::fec_lookahead`] the buffer holds the frame after a
+    /// loss that lets the next copies arrive in time. Concealment played
+    /// while it was on its way stands for it, as for a gap, once a frame is
+    /// held: the copy is then dropped rather than played late.
+    pub fn insert_recovered(
+        &mut self,
+        ext_seq: u64,
+        timestamp: u64,
+        payload: &[u8],
+    ) -> InsertResult {
+        if payload.len() > self.config.max_payload {
+            self.stats.oversized += 1;
+            return InsertResult::Oversized;
+        }
+        if self.epoch.is_none() || self.seen(ext_seq) || self.packets.contains_key(&timestamp) {
+            return InsertResult::Duplicate;
+        }
+        if self.floor().is_some_and(|floor| timestamp < floor) {
+            return InsertResult::TooLate;
+        }
+        if self.packets.len() >= self.config.max_packets {
+            return InsertResult::Full;
+        }
+        self.mark_seen(ext_seq);
+        self.store(ext_seq, timestamp, payload, true);
+        InsertResult::Inserted
+    }
+
+    /// Turns [`JitterConfig::fec_lookahead`] on or off from now on: on once
+    /// the far end sends redundancy that a held frame lets arrive in time.
+    pub fn set_fec_lookahead(&mut self, on: bool) {
+        if self.config.fec_lookahead != on {
+            self.config.fec_lookahead = on;
+            self.target_dirty = true;
+        }
     }
 
     /// What to play for the next frame at `now`. Call [`JitterBuffer::played`]
@@ -388,6 +424,7 @@ impl JitterBuffer {
             }
         };
         self.catch_up(&mut next_ts);
+        self.drop_recovered_concealed(at, next_ts);
 
         let Some((&first, _)) = self.packets.first_key_value() else {
             if self.last_pop != LastPop::Starved {
@@ -525,6 +562,11 @@ impl JitterBuffer {
                 self.target_dirty = true;
             }
         }
+        if slot.recovered {
+            self.stats.recovered += 1;
+            self.hold_for_fec_from(at);
+            self.target_dirty = true;
+        }
         self.last_played_seq = Some(slot.seq);
         let old = std::mem::replace(&mut self.current, slot.payload);
         self.recycle(old);
@@ -647,6 +689,40 @@ impl JitterBuffer {
         }
     }
 
+    /// Drops the recovered copies whose time concealment already played
+    /// while nothing was buffered, unless they come after the first loss in
+    /// a while: that concealment then becomes the frame held for them, as
+    /// for FEC ([`JitterBuffer::first_loss_held`]). So a copy does not add
+    /// to the delay what an acceleration would have to take back from speech.
+    fn drop_recovered_concealed(&mut self, at: u64, next_ts: u64) {
+        let (Some(last), true) = (self.last_played_seq, self.starved >= self.frame) else {
+            return;
+        };
+        let covered = self.starved / self.frame;
+        let mut held = false;
+        while let Some((&ts, slot)) = self.packets.first_key_value() {
+            // The frames right after the last one played, one per missing
+            // sequence number: not a talkspurt after a pause (DTX), whose
+            // timestamp jumps further than its sequence number.
+            let behind = slot.seq.saturating_sub(last.saturating_add(1));
+            let expected = next_ts.saturating_add(behind.saturating_mul(self.frame));
+            if !slot.recovered
+                || slot.seq <= last
+                || behind >= covered
+                || ts.abs_diff(expected) > self.frame / 2
+            {
+                break;
+            }
+            if !held && self.first_loss_held(at, ts) {
+                self.starved = 0;
+                return;
+            }
+            held = true;
+            self.remove(ts);
+            self.stats.dropped += 1;
+        }
+    }
+
     /// A loss at `at`: hold the frame for FEC until [`LOSS_MEMORY`] after it.
     fn hold_for_fec_from(&mut self, at: u64) {
         let until = at.saturating_add(duration_ticks(LOSS_MEMORY, self.config.clock_rate));
@@ -661,7 +737,7 @@ impl JitterBuffer {
             .packets
             .get(&first)
             .zip(self.last_played_seq)
-            .is_some_and(|(slot, last)| slot.seq > last.saturating_add(1));
+            .is_some_and(|(slot, last)| slot.recovered || slot.seq > last.saturating_add(1));
         if !lost || !self.config.fec_lookahead || self.last_at < self.losing_until {
             return false;
         }
@@ -855,6 +931,20 @@ impl JitterBuffer {
         self.target_dirty = true;
     }
 
+    /// Buffers a payload, in a spare buffer if there is one.
+    fn store(&mut self, seq: u64, timestamp: u64, payload: &[u8], recovered: bool) {
+        self.stats.inserted += 1;
+        let mut buffer = self.spare.pop().unwrap_or_default();
+        buffer.clear();
+        buffer.extend_from_slice(payload);
+        let slot = Slot {
+            seq,
+            payload: buffer,
+            recovered,
+        };
+        self.packets.insert(timestamp, slot);
+    }
+
     fn remove(&mut self, ts: u64) {
         if let Some(slot) = self.packets.remove(&ts) {
             self.recycle(slot.payload);
@@ -903,6 +993,8 @@ const MAX_ARRIVALS: usize = 1024;
 struct Slot {
     seq: u64,
     payload: Vec<u8>,
+    /// A copy from a later packet ([`JitterBuffer::insert_recovered`]).
+    recovered: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -971,6 +1063,8 @@ mod tests {
         at_ns: u64,
         seq: u64,
         ts: u64,
+        /// A redundant copy carried by a later packet.
+        copy: bool,
     }
 
     /// A sender of 20 ms frames whose clock runs `speed` times ours, over a
@@ -990,6 +1084,7 @@ mod tests {
                     at_ns: sent_ns + base_ms * MS + jitter(n),
                     seq: 1000 + n,
                     ts: 7_000_000 + n * FRAME,
+                    copy: false,
                 }
             })
             .collect()
@@ -1019,12 +1114,16 @@ mod tests {
         while now_ns < seconds * 1000 * MS {
             while next < arrivals.len() && arrivals[next].at_ns <= now_ns {
                 let p = arrivals[next];
-                jb.insert(
-                    base + Duration::from_nanos(p.at_ns),
-                    p.seq,
-                    p.ts,
-                    &p.seq.to_be_bytes(),
-                );
+                if p.copy {
+                    jb.insert_recovered(p.seq, p.ts, &p.seq.to_be_bytes());
+                } else {
+                    jb.insert(
+                        base + Duration::from_nanos(p.at_ns),
+                        p.seq,
+                        p.ts,
+                        &p.seq.to_be_bytes(),
+                    );
+                }
                 next += 1;
             }
             let stretch = match jb.pop(base + Duration::from_nanos(now_ns)) {
@@ -1225,6 +1324,74 @@ mod tests {
         // Before any loss, one frame, as on any clean path.
         let before = mean_ms(&run.played[50..240]) - 10.0;
         assert!(before <= 40.0, "level before the losses {before} ms");
+    }
+
+    /// The copy of each packet that the next one carries (RFC 2198), arriving with it.
+    fn copies(packets: &[Packet]) -> Vec<Packet> {
+        packets
+            .windows(2)
+            .map(|w| Packet {
+                at_ns: w[1].at_ns,
+                copy: true,
+                ..w[0]
+            })
+            .collect()
+    }
+
+    /// RFC 2198: each lost packet's frame comes again with the next packet.
+    /// After the first loss the buffer holds a frame, and every later copy
+    /// arrives in time to be played as sent; copies of frames already played
+    /// are dropped quietly, neither late nor duplicate.
+    #[test]
+    fn redundant_copies_fill_the_gaps_of_lost_packets() {
+        let mut config = JitterConfig::new(RATE);
+        config.fec_lookahead = true;
+        let mut jb = JitterBuffer::new(config);
+        let mut packets = stream(10, 1.0, 10, |_| 0);
+        let copies = copies(&packets);
+        // One packet in ten lost, from the fifth second on.
+        packets.retain(|p| p.seq < 1250 || p.seq % 10 != 3);
+        packets.extend(&copies);
+        let run = play(&mut jb, Instant::now(), &packets, 11);
+        assert!(in_order(&run));
+        let stats = jb.stats();
+        assert_eq!(stats.recovered, 25, "{stats:?}");
+        assert_eq!((stats.late, stats.duplicates), (0, 0), "{stats:?}");
+        // The first loss costs its frame, whose concealment becomes the
+        // frame held; the copy of every later one comes in time.
+        assert!(stats.lost <= 1, "{stats:?}");
+        assert!(run.played.len() >= 498, "{}", run.played.len());
+        assert_eq!(stats.target_delay, Duration::from_millis(42), "{stats:?}");
+        // Only at the start and the stream's end: no excess to take back.
+        assert!(stats.accelerated <= 2, "{stats:?}");
+    }
+
+    /// A copy whose frame's time concealment played while the buffer ran
+    /// dry, with no frame held for it, is dropped, not played late: the
+    /// delay stays, rather than grow by a frame for speech to be cut later.
+    #[test]
+    fn a_copy_after_its_time_was_concealed_is_dropped() {
+        let config = JitterConfig::new(RATE);
+        let mut jb = JitterBuffer::new(config);
+        let mut packets = stream(8, 1.0, 10, |_| 0);
+        let copies = copies(&packets);
+        packets.retain(|p| p.seq != 1100);
+        packets.extend(&copies);
+        let run = play(&mut jb, Instant::now(), &packets, 9);
+        assert!(in_order(&run));
+        let stats = jb.stats();
+        assert_eq!(
+            (stats.lost, stats.dropped, stats.recovered),
+            (1, 1, 0),
+            "{stats:?}"
+        );
+        let after = mean_ms(&run.played[run.played.len() - 100..]) - 10.0;
+        let before = mean_ms(&run.played[50..90]) - 10.0;
+        assert!(
+            (after - before).abs() < 3.0,
+            "{before} ms, then {after} ms: {stats:?}"
+        );
+        assert!(stats.accelerated <= 2, "{stats:?}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! encoder makes, validating and accounting for what arrives, and the RTCP
 //! that goes with it (SR/RR with SDES, BYE, round-trip time), and, when
 //! asked, delivery feedback for a sender that adapts its rate
-//! ([`crate::rtp::feedback`]).
+//! ([`crate::rtp::feedback`]) and redundant audio for a lossy path
+//! ([`crate::rtp::red`]).
 //!
 //! Sans-IO: datagrams, the time (`Instant`) and the wall clock (`SystemTime`,
 //! for RTCP's NTP fields) go in; datagrams to send, events and the next
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::rtp::feedback::{self, Delivery, DeliveryReport, DeliveryTracker, SendHistory};
 use crate::rtp::header::{Demux, RtpPacket, demux};
+use crate::rtp::red::{self, RedBlock, RedPayload};
 use crate::rtp::rtcp::{
     App, Bye, NtpTime, ReceiverReport, ReportBlock, RtcpPacket, SdesChunk, SdesItem, SdesType,
     SenderReport, parse_compound, write_compound,
@@ -26,6 +28,11 @@ use crate::rtp::{Pt, SeqNo, Ssrc};
 const MAX_QUEUED: usize = 256;
 /// The largest RTCP compound this stream writes.
 const MAX_RTCP: usize = 512;
+/// The most earlier frames a packet carries under RFC 2198 redundancy.
+pub const MAX_REDUNDANCY: usize = 2;
+/// The largest media payload kept for redundancy; larger ones are sent
+/// without their copies (RFC 2198's block length has 10 bits).
+const MAX_REDUNDANT_PAYLOAD: usize = red::MAX_BLOCK_LEN;
 
 /// How a stream sends.
 #[derive(Debug, Clone)]
@@ -53,15 +60,21 @@ pub struct StreamConfig {
 /// Something the far end did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
-    /// A media packet of the far end's stream, in arrival order.
+    /// A media packet of the far end's stream, in arrival order. A RED
+    /// packet (RFC 2198) comes out as its blocks, each its own event: the
+    /// redundant copies first, oldest first, then the primary.
     Media {
-        /// Extended sequence number (RFC 3550 A.1).
+        /// Extended sequence number (RFC 3550 A.1); a redundant block's is
+        /// implied by its place (see [`crate::rtp::red`]).
         seq: u64,
         /// Extended timestamp: the 32-bit one unwrapped.
         timestamp: u64,
         marker: bool,
         pt: Pt,
         payload: Vec<u8>,
+        /// A copy of a frame sent before, carried in a later RED packet: it
+        /// only fills a gap, and arrives later than the frame was due.
+        redundant: bool,
     },
     /// The far end reported how our stream reaches it.
     Report {
@@ -126,12 +139,33 @@ pub struct MediaStream {
     transmits: VecDeque<Transmit>,
     events: VecDeque<StreamEvent>,
     next_report: Instant,
+    /// With feedback: a loss seen from this moment on brings the next
+    /// report forward (RFC 4585's early feedback), once an interval.
+    early_from: Instant,
+    /// The highest sequence number of the far end's stream so far.
+    highest_seq: Option<u64>,
     epoch: Instant,
     delivery: DeliveryTracker,
     history: SendHistory,
     rng: u64,
     stats: StreamStats,
     closed: bool,
+    red: Redundancy,
+}
+
+/// RFC 2198 redundancy, both ways.
+#[derive(Default)]
+struct Redundancy {
+    /// The payload type to send RED with, and the one it arrives with.
+    send_pt: Option<Pt>,
+    recv_pt: Option<Pt>,
+    /// How many earlier frames each packet carries now.
+    depth: usize,
+    /// The last media packets sent, the newest last: sequence number,
+    /// timestamp, payload. Their buffers are reused.
+    sent: VecDeque<(SeqNo, u32, Vec<u8>)>,
+    /// Where a RED packet is put together.
+    scratch: Vec<u8>,
 }
 
 impl MediaStream {
@@ -147,12 +181,15 @@ impl MediaStream {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             next_report: now,
+            early_from: now,
+            highest_seq: None,
             epoch: now,
             delivery: DeliveryTracker::new(now),
             history: SendHistory::new(config.clock_rate),
             rng: config.seed | 1,
             stats: StreamStats::default(),
             closed: false,
+            red: Redundancy::default(),
             config,
         };
         // The first report goes out early, at half the interval (§6.2).
@@ -160,15 +197,53 @@ impl MediaStream {
         stream
     }
 
-    /// Sends one encoded frame that holds `ticks` of audio.
+    /// Sends one encoded frame that holds `ticks` of audio: with the frames
+    /// sent before it when redundancy is on ([`MediaStream::set_redundancy`]).
     pub fn send_media(&mut self, payload: &[u8], ticks: u32) {
         let (pt, marker, timestamp) = (self.config.pt, self.marker_next, self.timestamp);
         if !self.closed {
             self.history.on_sent(self.seq, ticks);
         }
-        self.send_other(pt, marker, timestamp, payload);
+        match self.red.send_pt {
+            Some(red_pt) if self.red.depth > 0 => {
+                let mut scratch = std::mem::take(&mut self.red.scratch);
+                match self.red_payload(payload, &mut scratch) {
+                    Some(n) => self.send_other(red_pt, marker, timestamp, &scratch[..n]),
+                    None => self.send_other(pt, marker, timestamp, payload),
+                }
+                self.red.scratch = scratch;
+            }
+            _ => self.send_other(pt, marker, timestamp, payload),
+        }
+        if self.red.send_pt.is_some() {
+            self.remember_sent(payload, timestamp);
+        }
         self.marker_next = false;
         self.timestamp = self.timestamp.wrapping_add(ticks);
+    }
+
+    /// Sets the payload types of RFC 2198 redundancy: `send` to send it with
+    /// (the far end's number), `recv` to take it in with (ours). `None`
+    /// where it was not agreed on.
+    pub fn set_red(&mut self, send: Option<Pt>, recv: Option<Pt>) {
+        self.red.send_pt = send;
+        self.red.recv_pt = recv;
+    }
+
+    /// How many frames sent before each packet it also carries (RFC 2198),
+    /// up to [`MAX_REDUNDANCY`]; 0 sends plain packets. Takes effect only
+    /// with a payload type to send it with ([`MediaStream::set_red`]).
+    pub fn set_redundancy(&mut self, depth: usize) {
+        self.red.depth = depth.min(MAX_REDUNDANCY);
+    }
+
+    /// How many earlier frames each packet carries now.
+    pub fn redundancy(&self) -> usize {
+        if self.red.send_pt.is_some() {
+            self.red.depth
+        } else {
+            0
+        }
     }
 
     /// The RTP timestamp the next frame will carry: now, in the stream's clock.
@@ -268,6 +343,7 @@ impl MediaStream {
             _ => {
                 // A new source, or the far end restarted with a new SSRC.
                 self.last_timestamp = None;
+                self.highest_seq = None;
                 self.delivery = DeliveryTracker::new(self.epoch);
                 self.receiver
                     .insert(ReceiverStats::new(packet.ssrc, packet.seq))
@@ -279,6 +355,7 @@ impl MediaStream {
         else {
             return self.ignore();
         };
+        self.on_sequence(now, seq.0);
         let timestamp = unwrap_timestamp(self.last_timestamp, packet.timestamp);
         self.last_timestamp = Some(self.last_timestamp.map_or(timestamp, |t| t.max(timestamp)));
         if self.config.feedback {
@@ -288,13 +365,9 @@ impl MediaStream {
         }
         self.stats.packets_received += 1;
         self.stats.payload_bytes_received += packet.payload.len() as u64;
-        self.event(StreamEvent::Media {
-            seq: seq.0,
-            timestamp,
-            marker: packet.marker,
-            pt: packet.pt,
-            payload: packet.payload.to_vec(),
-        });
+        if !self.media_events(seq.0, timestamp, &packet) {
+            return self.ignore();
+        }
         Received::Media
     }
 
@@ -411,6 +484,125 @@ impl MediaStream {
             data.truncate(n);
             self.queue(Transmit { rtcp: true, data });
         }
+    }
+
+    /// Notes the far end's sequence number `seq`: a gap before it is a loss
+    /// the far end should hear of soon, if it adapts to our feedback, rather
+    /// than up to an interval and a half later (a loss in a call's first
+    /// second would otherwise go unanswered for most of it). At most one
+    /// report an interval comes early.
+    fn on_sequence(&mut self, now: Instant, seq: u64) {
+        let gap = self.highest_seq.is_some_and(|h| seq > h.saturating_add(1));
+        self.highest_seq = Some(self.highest_seq.map_or(seq, |h| h.max(seq)));
+        if gap && self.config.feedback && now >= self.early_from {
+            self.next_report = self.next_report.min(now);
+            self.early_from = now + self.config.rtcp_interval;
+        }
+    }
+
+    /// Writes the RED payload for `primary` into `out`, with the packets
+    /// sent just before it that still fit. `None` if none does.
+    fn red_payload(&self, primary: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+        let mut blocks = [RedBlock {
+            pt: self.config.pt,
+            offset: 0,
+            data: &[],
+        }; MAX_REDUNDANCY];
+        // The newest first, as long as they are the packets right before
+        // this one: the receiver numbers them by their place.
+        let mut count = 0;
+        for (back, (seq, timestamp, data)) in self.red.sent.iter().rev().enumerate() {
+            let offset = self.timestamp.wrapping_sub(*timestamp);
+            if count == self.red.depth
+                || seq.0 != self.seq.0.wrapping_sub(back as u16 + 1)
+                || offset > red::MAX_OFFSET
+            {
+                break;
+            }
+            blocks[count] = RedBlock {
+                pt: self.config.pt,
+                offset,
+                data,
+            };
+            count += 1;
+        }
+        if count == 0 || primary.len() > MAX_REDUNDANT_PAYLOAD {
+            return None;
+        }
+        blocks[..count].reverse();
+        let len = 1
+            + primary.len()
+            + blocks[..count]
+                .iter()
+                .map(|b| 4 + b.data.len())
+                .sum::<usize>();
+        out.resize(len, 0);
+        red::write(&blocks[..count], self.config.pt, primary, out)
+    }
+
+    /// Keeps a copy of a media payload just sent, for the packets after it.
+    fn remember_sent(&mut self, payload: &[u8], timestamp: u32) {
+        // `send_other` has moved the sequence number on.
+        let seq = SeqNo(self.seq.0.wrapping_sub(1));
+        if payload.len() > MAX_REDUNDANT_PAYLOAD {
+            self.red.sent.clear();
+            return;
+        }
+        let mut buffer = if self.red.sent.len() >= MAX_REDUNDANCY {
+            self.red
+                .sent
+                .pop_front()
+                .map(|(_, _, b)| b)
+                .unwrap_or_default()
+        } else {
+            Vec::with_capacity(MAX_REDUNDANT_PAYLOAD)
+        };
+        buffer.clear();
+        buffer.extend_from_slice(payload);
+        self.red.sent.push_back((seq, timestamp, buffer));
+    }
+
+    /// The events of a media packet: a RED packet's blocks one by one, any
+    /// other packet as it is. A RED payload that does not parse is ignored.
+    fn media_events(&mut self, seq: u64, timestamp: u64, packet: &RtpPacket<'_>) -> bool {
+        if Some(packet.pt) != self.red.recv_pt {
+            self.event(StreamEvent::Media {
+                seq,
+                timestamp,
+                marker: packet.marker,
+                pt: packet.pt,
+                payload: packet.payload.to_vec(),
+                redundant: false,
+            });
+            return true;
+        }
+        let Ok(red) = RedPayload::parse(packet.payload) else {
+            return false;
+        };
+        let count = red.redundant().count() as u64;
+        for (i, block) in red.redundant().enumerate() {
+            let back = count - i as u64;
+            if back > seq || u64::from(block.offset) > timestamp {
+                continue;
+            }
+            self.event(StreamEvent::Media {
+                seq: seq - back,
+                timestamp: timestamp - u64::from(block.offset),
+                marker: false,
+                pt: block.pt,
+                payload: block.data.to_vec(),
+                redundant: true,
+            });
+        }
+        self.event(StreamEvent::Media {
+            seq,
+            timestamp,
+            marker: packet.marker,
+            pt: red.primary.pt,
+            payload: red.primary.data.to_vec(),
+            redundant: false,
+        });
+        true
     }
 
     fn ignore(&mut self) -> Received {
@@ -675,6 +867,94 @@ mod tests {
         let (last, before) = (media[media.len() - 1], media[media.len() - 2]);
         assert!(last.1, "a talkspurt starts with the marker");
         assert_eq!(last.0 - before.0, 960 * 11);
+    }
+
+    /// Under RFC 2198 each packet carries the one before it: a lost packet's
+    /// frame comes out of the next, numbered and timed as the lost one, and
+    /// a telephone event in between breaks the chain instead of misnumbering it.
+    #[test]
+    fn redundancy_brings_back_a_lost_packet() {
+        let t0 = Instant::now();
+        let wall = SystemTime::now();
+        let (mut a, mut b) = (
+            MediaStream::new(config(1, 1), t0),
+            MediaStream::new(config(2, 2), t0),
+        );
+        a.set_red(Some(Pt(63)), Some(Pt(63)));
+        b.set_red(Some(Pt(63)), Some(Pt(63)));
+        let mut got = Vec::new();
+        for i in 0..12u32 {
+            if i == 6 {
+                a.set_redundancy(1);
+            }
+            if i == 10 {
+                a.send_other(Pt(101), true, a.timestamp(), &[1, 0, 0, 160]);
+            }
+            a.send_media(&[i as u8; 30], 960);
+            let now = t0 + Duration::from_millis(20 * u64::from(i));
+            if i == 8 {
+                // Packet 8 is lost on the way.
+                while a.poll_transmit().is_some() {}
+            }
+            pump(&mut a, &mut b, now, wall);
+            while let Some(e) = b.poll_event() {
+                if let StreamEvent::Media {
+                    seq,
+                    timestamp,
+                    pt,
+                    payload,
+                    redundant,
+                    ..
+                } = e
+                {
+                    got.push((seq, timestamp, pt, payload, redundant));
+                }
+            }
+        }
+        let audio: Vec<_> = got.iter().filter(|g| g.2 == Pt(111)).collect();
+        let frames = |redundant: bool| -> Vec<u8> {
+            audio
+                .iter()
+                .filter(|g| g.4 == redundant)
+                .map(|g| g.3[0])
+                .collect()
+        };
+        // The first packet is spent on probation; 8 arrives only as a copy.
+        assert_eq!(frames(false), [1, 2, 3, 4, 5, 6, 7, 9, 10, 11]);
+        // Redundancy starts with packet 6 (carrying 5); the event just
+        // before 10 leaves 10 without a copy of 9.
+        assert_eq!(frames(true), [5, 6, 8, 10]);
+        let (first_seq, first_ts) = (audio[0].0, audio[0].1);
+        for (seq, timestamp, _, payload, _) in &audio {
+            let i = u64::from(payload[0]) - 1;
+            let after_event = u64::from(payload[0] >= 10);
+            assert_eq!(*seq, first_seq + i + after_event, "frame {}", payload[0]);
+            assert_eq!(*timestamp, first_ts + 960 * i, "frame {}", payload[0]);
+            assert_eq!(payload.len(), 30);
+        }
+    }
+
+    #[test]
+    fn a_red_payload_that_does_not_parse_is_ignored() {
+        let t0 = Instant::now();
+        let wall = SystemTime::now();
+        let mut b = MediaStream::new(config(2, 2), t0);
+        b.set_red(None, Some(Pt(63)));
+        for i in 0..3u16 {
+            // A block header that claims 5 bytes, then nothing.
+            let packet = RtpPacket::new(
+                Pt(63),
+                SeqNo(i),
+                960 * u32::from(i),
+                Ssrc(7),
+                &[0x80, 0, 0, 5, 111],
+            );
+            let mut data = vec![0u8; packet.encoded_len()];
+            packet.write(&mut data).unwrap();
+            b.handle_datagram(t0, wall, &data);
+        }
+        assert_eq!(b.poll_event(), None);
+        assert!(b.stats().ignored >= 2);
     }
 
     #[test]

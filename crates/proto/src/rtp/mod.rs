@@ -7,12 +7,14 @@
 //! - [`rtcp`]: compound RTCP packets: SR, RR, SDES, BYE, APP (§6).
 //! - [`stats`]: reception statistics, jitter and round-trip time (A.3, A.8, §6.4.1).
 //! - [`dtmf`]: the telephone-event payload and its sender and receiver (RFC 4733).
+//! - [`red`]: redundant audio, each packet carrying the frames before it (RFC 2198).
 //! - [`feedback`]: delivery feedback (one-way delay, rate received) in an APP
 //!   packet, for a sender that adapts its rate.
 
 pub mod dtmf;
 pub mod feedback;
 pub mod header;
+pub mod red;
 pub mod rtcp;
 pub mod seq;
 pub mod stats;
