@@ -34,11 +34,23 @@
 //!   again once 10 % past it with no queue (a faster path).
 //! - otherwise hold.
 //!
-//! Loss with no queue behind it only raises the FEC (Opus sizes its in-band
-//! redundancy to the expected loss, RFC 7587 §3.1.1): a lower rate would not
-//! make it go away. A queue too short to show 20 ms of delay is therefore
-//! not seen as congestion. Until there is a delay to go by (the first
-//! feedback, or the first round-trip time) the controller holds.
+//! Loss with no queue behind it is met with redundancy, not less rate: a
+//! lower rate would not make it go away. A queue too short to show 20 ms of
+//! delay is therefore not seen as congestion. Until there is a delay to go
+//! by (the first feedback, or the first round-trip time) the controller
+//! holds.
+//!
+//! Redundancy comes two ways. Where the far end takes RFC 2198 `red`, each
+//! packet also carries a copy of the frame before it (of the two before it
+//! from [`DEEP_LOSS`] on), as WebRTC does for Opus: a frame is then lost
+//! only with both its packets, 1 % of frames at 10 % random loss, and what
+//! arrives is the frame as coded, not a lesser copy. It doubles the media
+//! rate, so it is used only on a path that shows no queue (the loss is the
+//! path's) and, if it was ever overused, whose capacity then leaves room for
+//! the copies, from the first report of a loss of [`RED_LOSS`] or more until
+//! [`RED_MEMORY`] after the last. Otherwise Opus's in-band FEC sizes its
+//! redundancy to the expected loss (RFC 7587 §3.1.1), at a fraction of the
+//! rate and of the quality.
 //!
 //! From `W` come the packet time and the bitrate: the shortest packet time
 //! of 20, 40 and 60 ms that leaves Opus at least [`GOOD_BITRATE`] after the
@@ -60,6 +72,12 @@ pub const GOOD_BITRATE: u32 = 16_000;
 
 /// Loss above which a queue that shows is congestion.
 const LOSS_CONGESTED: f64 = 0.10;
+/// Reported loss from which packets carry redundant copies.
+pub const RED_LOSS: f64 = 0.02;
+/// Reported loss (smoothed over reports) from which they carry two.
+pub const DEEP_LOSS: f64 = 0.15;
+/// How long redundancy stays on after the last report of a loss.
+pub const RED_MEMORY: Duration = Duration::from_secs(10);
 /// Multiplicative decrease (GCC's β).
 const DECREASE: f64 = 0.85;
 /// Additive increase, bit/s each second, far from and near the last capacity.
@@ -118,6 +136,27 @@ pub struct Setting {
     pub frame_ms: u32,
     /// The loss the FEC is sized for, 0 to 1.
     pub expected_loss: f64,
+    /// How many earlier frames each packet should carry (RFC 2198), 0 to 2.
+    pub redundancy: usize,
+}
+
+impl Setting {
+    /// The setting for a stream that can (`red`) or cannot send RFC 2198
+    /// redundancy: without it, no copies; with copies, no in-band FEC,
+    /// which would only repeat them at a lower quality.
+    pub fn with_red(self, red: bool) -> Setting {
+        match self.redundancy {
+            0 => self,
+            _ if !red => Setting {
+                redundancy: 0,
+                ..self
+            },
+            _ => Setting {
+                expected_loss: 0.0,
+                ..self
+            },
+        }
+    }
 }
 
 /// What the controller makes of the path, for statistics and tests.
@@ -153,6 +192,12 @@ pub struct RateController {
     capacity: Option<(f64, Instant)>,
     last_step: Option<Instant>,
     decreases: u32,
+    /// Copies each packet carries, and until when at least.
+    redundancy: usize,
+    lossy_until: Option<Instant>,
+    /// The reported loss, smoothed over reports: an early report on a
+    /// handful of packets says little of how deep the loss is.
+    loss_mean: f64,
 }
 
 impl RateController {
@@ -174,6 +219,9 @@ impl RateController {
             capacity: None,
             last_step: None,
             decreases: 0,
+            redundancy: 0,
+            lossy_until: None,
+            loss_mean: 0.0,
         };
         controller.wire = controller.max_wire();
         controller
@@ -182,6 +230,10 @@ impl RateController {
     /// An RTCP receiver report about our stream arrived at `now`.
     pub fn on_report(&mut self, now: Instant, fraction_lost: f64, rtt: Option<Duration>) {
         self.loss = fraction_lost.clamp(0.0, 1.0);
+        self.loss_mean += 0.5 * (self.loss - self.loss_mean);
+        if self.loss >= RED_LOSS {
+            self.lossy_until = Some(now + RED_MEMORY);
+        }
         if let Some(rtt) = rtt {
             let micros = rtt.as_micros() as i64;
             self.rtt_base.push(now, micros);
@@ -222,6 +274,7 @@ impl RateController {
             bitrate: bitrate.clamp(self.config.min_bitrate, self.config.max_bitrate),
             frame_ms: self.frame_ms,
             expected_loss: self.loss,
+            redundancy: self.redundancy,
         }
     }
 
@@ -240,6 +293,44 @@ impl RateController {
         self.queue = Some(queue);
     }
 
+    /// Copies per packet: while a loss was reported lately, on a path with
+    /// no queue that has not been overused lately; as many as the worst
+    /// loss asks for until it has been gone for [`RED_MEMORY`].
+    fn choose_redundancy(&mut self, now: Instant) {
+        let lossy = self.lossy_until.is_some_and(|until| now < until);
+        let wanted = match self.loss_mean {
+            l if l >= DEEP_LOSS => 2,
+            l if l >= RED_LOSS => 1,
+            _ => 0,
+        }
+        .max(self.redundancy)
+        .max(1);
+        // With the copies, the rate must fit what the link was last found
+        // to carry.
+        let fits = |copies: usize| {
+            self.capacity
+                .is_none_or(|(capacity, _)| self.rate_with(copies) <= HEADROOM * capacity)
+        };
+        let room = self.queue.is_some_and(|q| q < CLEAN);
+        self.redundancy = match (1..=wanted).rev().find(|&n| fits(n)) {
+            Some(n) if lossy && room => n,
+            _ => 0,
+        };
+    }
+
+    /// Our media's rate on the wire with its redundant copies: each copy
+    /// adds the payload again and a 4-byte block header.
+    fn sent_rate(&self) -> f64 {
+        self.rate_with(self.redundancy)
+    }
+
+    /// Our media's rate on the wire with `copies` of each frame.
+    fn rate_with(&self, copies: usize) -> f64 {
+        let headers = self.header_rate(self.frame_ms);
+        let copy = (self.wire - headers).max(0.0) + 32_000.0 / f64::from(self.frame_ms);
+        self.wire + copies as f64 * copy
+    }
+
     fn control(&mut self, now: Instant) {
         let step = self
             .last_step
@@ -249,7 +340,9 @@ impl RateController {
         let draining = match (self.queue, self.last_queue) {
             (Some(q), Some(last)) => q + DRAINING < last,
             _ => false,
-        } || self.receive_rate.is_some_and(|r| self.wire < UNDER * r);
+        } || self
+            .receive_rate
+            .is_some_and(|r| self.sent_rate() < UNDER * r);
         // With no delay to go by yet, hold.
         let Some(queue) = self.queue else {
             return;
@@ -260,7 +353,10 @@ impl RateController {
         let clean = queue < CLEAN;
         let mut most = self.max_wire();
         if overuse {
-            let arrived = self.receive_rate.unwrap_or(self.wire);
+            // What arrived of the media itself, without its copies.
+            let arrived = self
+                .receive_rate
+                .map_or(self.wire, |r| r * self.wire / self.sent_rate());
             self.wire = (DECREASE * arrived).clamp(self.wire / 2.0, DECREASE * self.wire);
             self.capacity = Some((arrived, now));
             self.decreases += 1;
@@ -286,6 +382,7 @@ impl RateController {
         }
         self.wire = self.wire.clamp(self.min_wire(), most);
         self.choose_frame();
+        self.choose_redundancy(now);
     }
 
     /// The shortest packet time that leaves Opus a good bitrate.
@@ -365,7 +462,9 @@ mod tests {
         for s in 1..=seconds {
             let setting = rc.setting();
             let pps = 1000.0 / f64::from(setting.frame_ms);
-            let offered = f64::from(setting.bitrate) + pps * 40.0 * 8.0;
+            let copies = setting.redundancy as f64;
+            let offered =
+                f64::from(setting.bitrate) * (1.0 + copies) + pps * (40.0 + 4.0 * copies) * 8.0;
             // The interval's fastest packet saw the shorter of its queues.
             let before = queue_bits;
             queue_bits += offered - capacity;
@@ -411,6 +510,8 @@ mod tests {
             assert!(queue < Duration::from_millis(100), "{status:?}");
             assert!(setting.bitrate >= 14_000, "{setting:?}");
         }
+        // Its loss comes from the queue: no copies to make it worse.
+        assert!(run.iter().all(|r| r.0.redundancy == 0), "{run:?}");
         let mean = after.iter().map(|r| r.2).sum::<f64>() / after.len() as f64;
         assert!((27_000.0..=32_000.0).contains(&mean), "{mean}");
         let longer = after.iter().filter(|r| r.0.frame_ms >= 40).count();
@@ -421,22 +522,52 @@ mod tests {
         );
     }
 
-    #[test]
-    fn random_loss_without_a_queue_is_met_with_fec_not_less_rate() {
+    /// The path of a call at `loss` with no queue: its settings after each
+    /// report, one a second for `seconds`, then `clean` more seconds with
+    /// no loss.
+    fn lossy_path(loss: f64, seconds: u64, clean: u64) -> Vec<Setting> {
         let t0 = Instant::now();
         let mut rc = RateController::new(RateConfig::new(24_000));
-        for s in 1..=30u64 {
-            let now = t0 + Duration::from_secs(s);
-            rc.on_report(now, 0.2, None);
-            rc.on_feedback(
-                now,
-                &delivery(40 + (s % 3) as i64 * 5, 40 * s, 4_000 * s, s * 1000),
-            );
-        }
-        let setting = rc.setting();
+        (1..=seconds + clean)
+            .map(|s| {
+                let now = t0 + Duration::from_secs(s);
+                rc.on_report(now, if s <= seconds { loss } else { 0.0 }, None);
+                rc.on_feedback(
+                    now,
+                    &delivery(40 + (s % 3) as i64 * 5, 40 * s, 4_000 * s, s * 1000),
+                );
+                rc.setting()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn random_loss_without_a_queue_is_met_with_redundancy_not_less_rate() {
+        let run = lossy_path(0.2, 30, 0);
+        let setting = run[run.len() - 1];
         assert_eq!(setting.bitrate, 24_000);
         assert_eq!(setting.frame_ms, 20);
         assert!((setting.expected_loss - 0.2).abs() < 1e-9);
+        // From the first report, a copy; two once the loss proves deep.
+        assert_eq!(run[0].redundancy, 1);
+        assert_eq!(setting.redundancy, 2);
+        // Where the far end takes no RFC 2198, in-band FEC instead; with
+        // copies, no FEC on top of them.
+        let fec = setting.with_red(false);
+        assert_eq!((fec.redundancy, fec.expected_loss), (0, 0.2));
+        let red = setting.with_red(true);
+        assert_eq!((red.redundancy, red.expected_loss), (2, 0.0));
+    }
+
+    #[test]
+    fn redundancy_lasts_ten_seconds_past_the_last_loss_and_no_longer() {
+        let run = lossy_path(0.05, 10, 15);
+        assert!(run[..10].iter().all(|s| s.redundancy == 1), "{run:?}");
+        // Reports at 11..=19 s are within 10 s of the last loss at 10 s.
+        assert!(run[10..19].iter().all(|s| s.redundancy == 1), "{run:?}");
+        assert!(run[20..].iter().all(|s| s.redundancy == 0), "{run:?}");
+        // A loss under 2 % is left to in-band FEC.
+        assert!(lossy_path(0.01, 10, 0).iter().all(|s| s.redundancy == 0));
     }
 
     #[test]

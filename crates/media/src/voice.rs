@@ -169,6 +169,10 @@ pub struct VoiceCounts {
     pub concealed: u64,
     /// Of those, frames rebuilt from the next packet's in-band FEC.
     pub fec_recovered: u64,
+    /// Packets lost on the way whose frame came in a later packet's
+    /// redundant copy (RFC 2198) in time, and played as sent: not
+    /// concealed.
+    pub red_recovered: u64,
 }
 
 /// The receiving half: payloads in as they arrive, speaker frames out as the
@@ -226,6 +230,16 @@ impl VoiceReceiver {
         if self.jitter.insert(now, seq, timestamp, payload) == InsertResult::TooLate {
             self.counts.late += 1;
         }
+    }
+
+    /// Buffers a redundant copy (RFC 2198) of an earlier frame, carried by a
+    /// later packet: it fills the frame's gap if that has
+    /// not been played yet. From the first copy on, the buffer holds a frame
+    /// more after each loss (as for Opus FEC), so that the next packet's
+    /// copy arrives before the gap has to be concealed.
+    pub fn insert_redundant(&mut self, seq: u64, timestamp: u64, payload: &[u8]) {
+        self.jitter.set_fec_lookahead(true);
+        self.jitter.insert_recovered(seq, timestamp, payload);
     }
 
     /// Appends the next piece of audio for the speaker to `out` (one frame,
@@ -324,6 +338,7 @@ impl VoiceReceiver {
     pub fn counts(&self) -> VoiceCounts {
         VoiceCounts {
             concealed: self.jitter.stats().lost,
+            red_recovered: self.jitter.stats().recovered,
             ..self.counts
         }
     }
@@ -450,6 +465,7 @@ mod tests {
                 bitrate: 20_000,
                 frame_ms: [20, 60, 40, 20][(n / 15) % 4],
                 expected_loss: 0.05,
+                redundancy: 0,
             };
             encoder.adapt(&setting).unwrap();
             let frame = encoder.config().frame_samples();
