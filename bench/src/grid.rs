@@ -26,6 +26,9 @@ use netsim::{Jitter, Link, LinkConfig, Payload, RateLimit};
 use proto::rtp::{Pt, SeqNo, Ssrc};
 use proto::stream::{MediaStream, StreamConfig, StreamEvent};
 
+/// The payload type of RFC 2198 redundancy, as `ipphone --protocol rtp` has it.
+const RED_PT: Pt = Pt(63);
+
 /// What one emulated call gave.
 pub struct Outcome {
     /// What the far end's speaker played, at the codec's rate.
@@ -36,6 +39,8 @@ pub struct Outcome {
     pub late: u64,
     pub concealed: u64,
     pub fec_recovered: u64,
+    /// Lost packets whose frame came in a later packet's RFC 2198 copy.
+    pub red_recovered: u64,
     /// The emulated call's length.
     pub seconds: f64,
     /// Every media packet, in the order sent.
@@ -188,11 +193,11 @@ pub fn call_with(
     };
     let rate = u64::from(codec.sample_rate());
     let adaptive = how == Sender::Adaptive;
+    // G.711 has one rate, but its sender too turns redundancy on under loss.
     let mut controller = match codec {
-        VoiceCodec::Opus { bitrate } if adaptive => {
-            Some(RateController::new(RateConfig::new(bitrate)))
-        }
-        _ => None,
+        _ if !adaptive => None,
+        VoiceCodec::Opus { bitrate } => Some(RateController::new(RateConfig::new(bitrate))),
+        VoiceCodec::Pcmu | VoiceCodec::Pcma => Some(RateController::new(RateConfig::new(64_000))),
     };
     let mut encoder = VoiceEncoder::new(config).expect("the grid's codec settings are valid");
     let mut receiver = VoiceReceiver::new(config).expect("the grid's codec settings are valid");
@@ -220,6 +225,9 @@ pub fn call_with(
     };
     let mut sender = MediaStream::new(stream_config(1), t0);
     let mut far = MediaStream::new(stream_config(2), t0);
+    // RFC 2198 redundancy, with the number a call without SDP uses.
+    sender.set_red(Some(RED_PT), None);
+    far.set_red(None, Some(RED_PT));
     let mut forward = Link::<Datagram>::new(path.link(), seed).expect("a valid link");
     let mut back = Link::<Datagram>::new(path.link(), seed ^ 0x5eed).expect("a valid link");
 
@@ -285,9 +293,14 @@ pub fn call_with(
                     seq,
                     timestamp,
                     payload,
+                    redundant,
                     ..
                 } = event
                 {
+                    if redundant {
+                        receiver.insert_redundant(seq, timestamp, &payload);
+                        continue;
+                    }
                     let late = receiver.counts().late;
                     receiver.insert(now, seq, timestamp, &payload);
                     if let Some(i) = fate {
@@ -312,15 +325,19 @@ pub fn call_with(
                     Some(controller),
                 ) => {
                     controller.on_report(now, fraction_lost, rtt);
+                    let setting = controller.setting().with_red(true);
                     encoder
-                        .adapt(&controller.setting())
+                        .adapt(&setting)
                         .expect("the controller's settings are valid");
+                    sender.set_redundancy(setting.redundancy);
                 }
                 (StreamEvent::Feedback(delivery), Some(controller)) => {
                     controller.on_feedback(now, &delivery);
+                    let setting = controller.setting().with_red(true);
                     encoder
-                        .adapt(&controller.setting())
+                        .adapt(&setting)
                         .expect("the controller's settings are valid");
+                    sender.set_redundancy(setting.redundancy);
                 }
                 (StreamEvent::Report { fraction_lost, .. }, None) => {
                     encoder.set_expected_loss(fraction_lost);
@@ -343,6 +360,7 @@ pub fn call_with(
         late: counts.late,
         concealed: counts.concealed,
         fec_recovered: counts.fec_recovered,
+        red_recovered: counts.red_recovered,
         seconds: mic as f64 / rate as f64,
         packets,
         rtcp_wire_bytes,

@@ -30,6 +30,9 @@ pub struct GridRow {
     pub late_percent: f64,
     pub concealed_percent: f64,
     pub fec_percent: f64,
+    /// Packets lost on the way whose frame a later packet's RFC 2198 copy
+    /// brought in time.
+    pub red_percent: f64,
     /// IP + UDP + RTP, the speech's direction.
     pub wire_kbps: f64,
     /// For the slow-link rows: what only they have.
@@ -275,6 +278,7 @@ fn cell_rows(cells: Pending, scores: &[Option<f64>]) -> Vec<GridRow> {
             late_percent: round(percent(&|o| o.late), 2),
             concealed_percent: round(percent(&|o| o.concealed), 2),
             fec_percent: round(percent(&|o| o.fec_recovered), 2),
+            red_percent: round(percent(&|o| o.red_recovered), 2),
             wire_kbps: round(
                 mean(
                     &runs
@@ -377,6 +381,7 @@ fn slow_link_rows(calls: Vec<(Sender, Vec<SlowRun>)>, scores: &[Option<f64>]) ->
             late_percent: over(&|r| percent(r, &|p| p.late)),
             concealed_percent: over(&|r| percent(r, &|p| p.delay.is_none() || p.late)),
             fec_percent: 0.0,
+            red_percent: 0.0,
             wire_kbps: round(
                 mean(
                     &runs
@@ -579,14 +584,16 @@ pub fn markdown(grid: &[GridRow], talk: &[ConversationRow]) -> String {
          file to file by cross-correlation, network delay and the speaker's 6 ms queue \
          included, sound cards excluded. Late: packets that came after their time was played; \
          concealed: packets never played (lost or late), their time filled by FEC or \
-         concealment; FEC: of those, rebuilt from the next packet. Bitrate is IP+UDP+RTP of the \
-         speech's direction.\n\n\
-         | codec | loss % | jitter ms | seeds | PESQ | kind | offline PESQ | delay ms | late % | concealed % | FEC % | kbit/s on the wire |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         concealment; FEC: of those, rebuilt from the next packet's in-band FEC; RED: packets \
+         lost on the way whose frame came, as sent, in the next packet's RFC 2198 copy (the \
+         sender adds copies once the receiver reports loss on a path with no queue). Bitrate \
+         is IP+UDP+RTP of the speech's direction, copies included.\n\n\
+         | codec | loss % | jitter ms | seeds | PESQ | kind | offline PESQ | delay ms | late % | concealed % | FEC % | RED % | kbit/s on the wire |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in grid.iter().filter(|r| r.slow_link.is_none()) {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.codec,
             r.loss_percent,
             r.jitter_ms,
@@ -598,6 +605,7 @@ pub fn markdown(grid: &[GridRow], talk: &[ConversationRow]) -> String {
             r.late_percent,
             r.concealed_percent,
             r.fec_percent,
+            r.red_percent,
             r.wire_kbps
         ));
     }

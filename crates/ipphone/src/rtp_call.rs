@@ -145,6 +145,10 @@ pub struct Signalled {
 
 /// The payload type of RFC 4733 telephone events, at the audio's clock rate.
 const EVENT_PT: Pt = Pt(101);
+/// The payload type of RFC 2198 redundancy in a call with no signalling
+/// (WebRTC's usual number for it). Such a call sends it only once the far
+/// end's delivery feedback shows it is an ipphone, which takes it.
+const RED_PT: Pt = Pt(63);
 /// How long a digit sounds on our own speaker as it is sent.
 const KEYPAD_MS: usize = 100;
 /// How long each digit of `--dtmf` is held, and the pause after it.
@@ -160,6 +164,11 @@ pub struct RtpStats {
     pub late: u64,
     pub concealed: u64,
     pub fec_recovered: u64,
+    /// Lost packets whose frame a later packet's redundant copy (RFC 2198)
+    /// brought in time: played as sent, not concealed.
+    pub red_recovered: u64,
+    /// Copies of earlier frames each packet we send carries now (0 to 2).
+    pub redundancy: u64,
     /// Interarrival jitter of the far end's stream (RFC 3550 A.8), in ms.
     pub jitter_ms: f64,
     /// The jitter buffer's target delay, in ms.
@@ -221,6 +230,12 @@ fn run(
         .as_ref()
         .map_or(Some(EVENT_PT), |s| s.event_recv_pt);
     let rtcp_peer = signalled.as_ref().and_then(|s| s.rtcp_peer);
+    let (red_pt, red_recv_pt) = signalled
+        .as_ref()
+        .map_or((Some(RED_PT), Some(RED_PT)), |s| (s.red_pt, s.red_recv_pt));
+    // SDP said whether the far end takes redundancy; without SDP, its
+    // delivery feedback will.
+    let mut red_ok = signalled.is_some() && red_pt.is_some();
     // A SIP call knows its peer from SDP, but answers where the media
     // really comes from (symmetric RTP, for peers behind NAT): once.
     let mut may_relatch = signalled.is_some();
@@ -282,6 +297,7 @@ fn run(
         },
         start,
     );
+    stream.set_red(red_pt, red_recv_pt);
     let mut peer = setup.peer.or(first.map(|(_, from)| from));
     // The far end's reports set our bitrate, packet time and FEC (Opus;
     // G.711 has nothing to adapt).
@@ -398,9 +414,14 @@ fn run(
                     timestamp,
                     pt,
                     payload,
+                    redundant,
                     ..
                 } if pt == recv_pt => {
-                    receiver.insert(now, seq, timestamp, &payload);
+                    if redundant {
+                        receiver.insert_redundant(seq, timestamp, &payload);
+                    } else {
+                        receiver.insert(now, seq, timestamp, &payload);
+                    }
                 }
                 StreamEvent::Media {
                     pt,
@@ -420,11 +441,16 @@ fn run(
                     fraction_lost, rtt, ..
                 } => {
                     rate_control.on_report(now, fraction_lost, rtt);
-                    let _ = encoder.adapt(&rate_control.setting());
+                    let setting = rate_control.setting().with_red(red_ok);
+                    let _ = encoder.adapt(&setting);
+                    stream.set_redundancy(setting.redundancy);
                 }
                 StreamEvent::Feedback(delivery) => {
+                    red_ok = red_pt.is_some();
                     rate_control.on_feedback(now, &delivery);
-                    let _ = encoder.adapt(&rate_control.setting());
+                    let setting = rate_control.setting().with_red(red_ok);
+                    let _ = encoder.adapt(&setting);
+                    stream.set_redundancy(setting.redundancy);
                 }
                 StreamEvent::Bye { reason } => {
                     shared.end(HangupReason::Remote, reason.filter(|r| !r.is_empty()));
@@ -561,6 +587,7 @@ fn publish(
         late,
         concealed,
         fec_recovered,
+        red_recovered,
         ..
     } = receiver.counts();
     let stats = RtpStats {
@@ -570,6 +597,8 @@ fn publish(
         late,
         concealed,
         fec_recovered,
+        red_recovered,
+        redundancy: stream.redundancy() as u64,
         jitter_ms: round(f64::from(s.jitter) * 1000.0 / clock),
         buffer_ms: round(receiver.jitter().target_delay().as_secs_f64() * 1000.0),
         rtt_ms: s.rtt.map(|r| round(r.as_secs_f64() * 1000.0)),
