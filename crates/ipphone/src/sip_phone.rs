@@ -1265,8 +1265,8 @@ pub(crate) fn media_setup(
             recv_pt: negotiated.recv_pt,
             event_pt: negotiated.telephone_event.map(|t| t.pt),
             event_recv_pt: negotiated.telephone_event.map(|t| t.recv_pt),
-            red_pt: None,
-            red_recv_pt: None,
+            red_pt: negotiated.red.map(|r| r.pt),
+            red_recv_pt: negotiated.red.map(|r| r.recv_pt),
             rtcp_peer,
         }),
     };

@@ -1,5 +1,6 @@
 //! The audio formats ipphone negotiates: Opus (RFC 7587), G.711 µ-law and
-//! A-law (RFC 3551 §4.5.14), and telephone events (RFC 4733 §7).
+//! A-law (RFC 3551 §4.5.14), telephone events (RFC 4733 §7) and redundant
+//! audio (RFC 2198 §5, RFC 4102).
 
 use std::fmt;
 
@@ -11,6 +12,9 @@ pub const TELEPHONE_EVENT: &str = "telephone-event";
 
 /// The events ipphone sends and understands: the 16 DTMF events (RFC 4733 §3.2).
 pub const TELEPHONE_EVENTS: &str = "0-15";
+
+/// Encoding name of RFC 2198 redundant audio (`audio/red`, RFC 4102).
+pub const RED: &str = "red";
 
 /// Dynamic payload type ipphone offers Opus with (WebRTC's choice too).
 pub const OPUS_PT: Pt = Pt(111);
@@ -123,6 +127,41 @@ pub fn is_telephone_event(format: &RtpFormat) -> bool {
     format.encoding.eq_ignore_ascii_case(TELEPHONE_EVENT)
 }
 
+/// Whether `format` is RFC 2198 redundant audio (at any clock rate).
+pub fn is_red(format: &RtpFormat) -> bool {
+    format.encoding.eq_ignore_ascii_case(RED)
+}
+
+/// Whether a `red` format's `fmtp` carries only `pt`: the primary encoding
+/// and at least one redundant copy of it, `pt/pt[/pt...]` (RFC 2198 §5, as
+/// WebRTC writes it for Opus: `111/111`). A redundant block in another
+/// encoding, or any other shape, is RED ipphone does not send or decode.
+pub fn red_protects(fmtp: &Fmtp, pt: Pt) -> bool {
+    let [param] = fmtp.params.as_slice() else {
+        return false;
+    };
+    if param.value.is_some() {
+        return false;
+    }
+    let mut blocks = 0usize;
+    for block in param.name.split('/') {
+        if block.trim().parse::<u8>().ok() != Some(pt.0) {
+            return false;
+        }
+        blocks += 1;
+    }
+    blocks >= 2
+}
+
+/// The `fmtp` parameters of a `red` format carrying `pt` and one redundant
+/// copy of it: `pt/pt` (RFC 2198 §5).
+pub fn red_params(pt: Pt) -> Vec<FmtpParam> {
+    vec![FmtpParam {
+        name: format!("{pt}/{pt}"),
+        value: None,
+    }]
+}
+
 impl fmt::Display for Codec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.rtp_format().fmt(f)
@@ -203,6 +242,38 @@ mod tests {
         assert!(is_telephone_event(&format("Telephone-Event", 48000, None)));
         assert_eq!(Codec::Opus.to_string(), "opus/48000/2");
         assert_eq!(Codec::Pcma.to_string(), "PCMA/8000");
+    }
+
+    #[test]
+    fn red_fmtp_names_one_codec_twice_or_more() {
+        let fmtp = |value: &str| match Attribute::parse(&format!("fmtp:63 {value}")) {
+            Attribute::Fmtp(fmtp) => fmtp,
+            other => panic!("an fmtp attribute, not {other:?}"),
+        };
+        assert!(red_protects(&fmtp("111/111"), Pt(111)));
+        assert!(red_protects(&fmtp("0/0/0"), Pt(0)));
+        assert!(red_protects(&fmtp("96 / 96"), Pt(96)));
+        for other in [
+            "111",
+            "111/0",
+            "0/111",
+            "111/111;x=1",
+            "a=111/111",
+            "111//111",
+            "",
+            "/",
+        ] {
+            assert!(!red_protects(&fmtp(other), Pt(111)), "{other}");
+        }
+        assert!(!red_protects(&fmtp("111/111"), Pt(96)));
+        let written = Fmtp {
+            pt: Pt(63),
+            params: red_params(Pt(111)),
+        };
+        assert_eq!(written.to_string(), "63 111/111");
+        assert!(red_protects(&written, Pt(111)));
+        assert!(is_red(&format("RED", 8000, None)));
+        assert_eq!(Codec::of(&format("red", 48000, Some(2))), None);
     }
 
     #[test]

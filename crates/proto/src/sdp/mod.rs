@@ -4,7 +4,8 @@
 //! - [`parse`]: a lenient parser that never panics (LF or CRLF, unknown
 //!   lines skipped, unknown attributes kept verbatim).
 //! - [`codec`]: the formats ipphone negotiates (Opus, PCMU, PCMA,
-//!   telephone-event) and Opus's format parameters (RFC 7587).
+//!   telephone-event, RFC 2198 redundancy) and Opus's format parameters
+//!   (RFC 7587).
 //! - [`offer_answer`]: offers, answers, hold and resume for one audio
 //!   stream, ending in a [`Negotiated`] the media stream is set up from.
 
@@ -19,8 +20,8 @@ pub use model::{
     RtcpAttribute, RtpFormat, Rtpmap, SessionDescription, Timing,
 };
 pub use offer_answer::{
-    Answer, Host, LocalMedia, Negotiated, NegotiationError, OfferAnswer, TelephoneEventFormat,
-    TransportAddr,
+    Answer, Host, LocalMedia, Negotiated, NegotiationError, OfferAnswer, RedFormat,
+    TelephoneEventFormat, TransportAddr,
 };
 pub use parse::SdpError;
 

@@ -6,6 +6,12 @@
 //! changes), and an offer awaiting its answer. Each completed exchange
 //! yields a [`Negotiated`]: where to send RTP and RTCP, with which codec
 //! and payload type, and which way media flows.
+//!
+//! Redundant audio (RFC 2198) is negotiated as WebRTC does for Opus: an
+//! `audio/red` format (RFC 4102) per clock rate, whose `fmtp` names one
+//! codec as both primary and redundant encoding (`a=fmtp:96 111/111`). It
+//! is listed after the codecs and telephone-event, so a peer that ignores it
+//! sees the offer it always saw.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -13,7 +19,8 @@ use std::net::{IpAddr, SocketAddr};
 use thiserror::Error;
 
 use super::codec::{
-    Codec, OpusParams, TELEPHONE_EVENT, TELEPHONE_EVENT_PT, TELEPHONE_EVENTS, is_telephone_event,
+    Codec, OpusParams, RED, TELEPHONE_EVENT, TELEPHONE_EVENT_PT, TELEPHONE_EVENTS, is_red,
+    is_telephone_event, red_params, red_protects,
 };
 use super::model::{
     Attribute, Connection, Direction, Fmtp, FmtpParam, MediaDescription, Origin, RtpFormat, Rtpmap,
@@ -39,6 +46,8 @@ pub struct LocalMedia {
     pub codecs: Vec<Codec>,
     /// Offer and accept telephone-event (RFC 4733) for DTMF.
     pub telephone_event: bool,
+    /// Offer and accept redundant audio (RFC 2198) for the codec.
+    pub red: bool,
     /// The packet duration we ask for, in ms.
     pub ptime: u32,
     /// What we want: `SendRecv`, or `SendOnly` while we hold the call.
@@ -74,6 +83,17 @@ pub struct TelephoneEventFormat {
     pub clock_rate: u32,
 }
 
+/// The redundant audio format (RFC 2198) both sides use. It carries the
+/// negotiated codec only, as primary and redundant encoding, at the codec's
+/// clock rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RedFormat {
+    /// Payload type to send RED with: the far end's number.
+    pub pt: Pt,
+    /// Payload type RED arrives with: our own description's number.
+    pub recv_pt: Pt,
+}
+
 /// The outcome of an offer/answer exchange: everything the media stream needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Negotiated {
@@ -93,6 +113,8 @@ pub struct Negotiated {
     /// The codec's RTP clock rate (48000 for Opus whatever it samples at).
     pub clock_rate: u32,
     pub telephone_event: Option<TelephoneEventFormat>,
+    /// Redundant audio, if both sides list a `red` format naming the codec.
+    pub red: Option<RedFormat>,
     /// Packet duration to send, in ms: theirs if they asked, else ours,
     /// capped by their `maxptime`.
     pub ptime: u32,
@@ -161,8 +183,8 @@ pub struct OfferAnswer {
 }
 
 impl LocalMedia {
-    /// Defaults: Opus, PCMU, PCMA and telephone-event, 20 ms, sendrecv,
-    /// rtcp-mux offered, Opus with in-band FEC requested.
+    /// Defaults: Opus, PCMU, PCMA, telephone-event and redundant audio,
+    /// 20 ms, sendrecv, rtcp-mux offered, Opus with in-band FEC requested.
     pub fn new(address: IpAddr, rtp_port: u16) -> Self {
         LocalMedia {
             username: "-".to_owned(),
@@ -170,6 +192,7 @@ impl LocalMedia {
             rtp_port,
             codecs: Codec::ALL.to_vec(),
             telephone_event: true,
+            red: true,
             ptime: DEFAULT_PTIME,
             direction: Direction::SendRecv,
             rtcp_mux: true,
@@ -326,6 +349,15 @@ impl OfferAnswer {
                 clock_rate: theirs.clock_rate,
             })
         });
+        // Their RED must carry the codec by their number, the RED we offered
+        // by ours; an answer can only hold what the offer had (RFC 3264 §6.1).
+        let red = pick_red(theirs, codec, pt).and_then(|their_red| {
+            let our_red = pick_red(ours, codec, recv_pt)?;
+            Some(RedFormat {
+                pt: their_red.pt,
+                recv_pt: our_red.pt,
+            })
+        });
         let their_direction = effective_direction(answer, theirs)?;
         let offered_direction = offer.media_direction(ours);
         let negotiated = self.conclude(Conclusion {
@@ -335,6 +367,7 @@ impl OfferAnswer {
             pt,
             recv_pt,
             telephone_event,
+            red,
             rtcp_mux: ours.rtcp_mux() && theirs.rtcp_mux(),
             our_direction: offered_direction.intersect(their_direction.reversed()),
             their_direction,
@@ -390,6 +423,11 @@ impl OfferAnswer {
             .telephone_event
             .then(|| pick_telephone_event(theirs, codec))
             .flatten();
+        let red = self
+            .local
+            .red
+            .then(|| pick_red(theirs, codec, format.pt))
+            .flatten();
         let their_direction = effective_direction(offer, theirs)?;
         let our_direction = their_direction.reversed().intersect(self.local.direction);
         let rtcp_mux = theirs.rtcp_mux() && self.local.rtcp_mux;
@@ -418,6 +456,10 @@ impl OfferAnswer {
         if let Some(te) = &te {
             media.formats.push(te.pt.to_string());
             push_telephone_event(&mut media, te.pt, te.clock_rate);
+        }
+        if let Some(red) = &red {
+            media.formats.push(red.pt.to_string());
+            push_red(&mut media, red, format.pt);
         }
         media.attributes.push(Attribute::Ptime(ptime));
         if rtcp_mux {
@@ -448,6 +490,10 @@ impl OfferAnswer {
                 pt: te.pt,
                 recv_pt: te.pt,
                 clock_rate: te.clock_rate,
+            }),
+            red: red.map(|red| RedFormat {
+                pt: red.pt,
+                recv_pt: red.pt,
             }),
             rtcp_mux,
             our_direction,
@@ -527,7 +573,7 @@ impl OfferAnswer {
             bandwidths: Vec::new(),
             attributes: Vec::new(),
         };
-        for codec in codecs {
+        for &codec in &codecs {
             let pt = codec.default_pt();
             media.formats.push(pt.to_string());
             media.attributes.push(Attribute::Rtpmap(Rtpmap {
@@ -543,6 +589,33 @@ impl OfferAnswer {
         if self.local.telephone_event {
             media.formats.push(TELEPHONE_EVENT_PT.to_string());
             push_telephone_event(&mut media, TELEPHONE_EVENT_PT, 8000);
+        }
+        if self.local.red {
+            // One RED per clock rate, for the preferred codec at that rate:
+            // its fmtp can name only one (RFC 2198 §5). The numbers stay
+            // clear of every payload type we ever offer, so they are the
+            // same from one offer to the next.
+            let mut used: Vec<Pt> = Codec::ALL.iter().map(|c| c.default_pt()).collect();
+            used.push(TELEPHONE_EVENT_PT);
+            let mut rates: Vec<u32> = Vec::new();
+            for &codec in &codecs {
+                if rates.contains(&codec.clock_rate()) {
+                    continue;
+                }
+                rates.push(codec.clock_rate());
+                let Some(pt) = free_dynamic_pt(&used) else {
+                    break;
+                };
+                used.push(pt);
+                let red = RtpFormat {
+                    pt,
+                    encoding: RED.to_owned(),
+                    clock_rate: codec.clock_rate(),
+                    channels: codec.rtpmap_channels(),
+                };
+                media.formats.push(pt.to_string());
+                push_red(&mut media, &red, codec.default_pt());
+            }
         }
         media.attributes.push(Attribute::Ptime(self.local.ptime));
         if self.local.rtcp_mux {
@@ -621,6 +694,7 @@ impl OfferAnswer {
             recv_pt: c.recv_pt,
             clock_rate: c.codec.clock_rate(),
             telephone_event: c.telephone_event,
+            red: c.red,
             ptime: self.ptime_for(c.theirs),
             opus,
             our_direction: c.our_direction,
@@ -637,6 +711,7 @@ struct Conclusion<'a> {
     pt: Pt,
     recv_pt: Pt,
     telephone_event: Option<TelephoneEventFormat>,
+    red: Option<RedFormat>,
     rtcp_mux: bool,
     our_direction: Direction,
     their_direction: Direction,
@@ -655,6 +730,23 @@ fn pick_telephone_event(theirs: &MediaDescription, codec: Codec) -> Option<RtpFo
         .position(|f| f.clock_rate == codec.clock_rate())
         .unwrap_or(0);
     events.into_iter().nth(same_rate)
+}
+
+/// The first `red` format of `media` at `codec`'s clock rate whose `fmtp`
+/// carries only `codec_pt`, the codec's number in that description.
+fn pick_red(media: &MediaDescription, codec: Codec, codec_pt: Pt) -> Option<RtpFormat> {
+    media.rtp_formats().into_iter().find(|format| {
+        is_red(format)
+            && format.clock_rate == codec.clock_rate()
+            && media
+                .fmtp(format.pt)
+                .is_some_and(|fmtp| red_protects(fmtp, codec_pt))
+    })
+}
+
+/// The lowest dynamic payload type (RFC 3551 §3: 96-127) not in `used`.
+fn free_dynamic_pt(used: &[Pt]) -> Option<Pt> {
+    (96..=127).map(Pt).find(|pt| !used.contains(pt))
 }
 
 /// The direction a description states for `media`, a `c=` of 0.0.0.0 (or
@@ -715,6 +807,17 @@ fn push_telephone_event(media: &mut MediaDescription, pt: Pt, clock_rate: u32) {
             value: None,
         }],
     }));
+}
+
+/// `red`'s `rtpmap`, and an `fmtp` carrying `codec_pt` twice.
+fn push_red(media: &mut MediaDescription, red: &RtpFormat, codec_pt: Pt) {
+    media.attributes.push(Attribute::Rtpmap(Rtpmap {
+        pt: red.pt,
+        encoding: RED.to_owned(),
+        clock_rate: red.clock_rate,
+        channels: red.channels,
+    }));
+    push_fmtp(media, red.pt, red_params(codec_pt));
 }
 
 /// Each format of `media` in human words (`G729/8000`), once.
@@ -826,6 +929,7 @@ mod tests {
                 recv_pt: Pt(0),
                 clock_rate: 8000,
                 telephone_event: None,
+                red: None,
                 ptime: 20,
                 opus: None,
                 our_direction: Direction::SendRecv,
@@ -1234,7 +1338,7 @@ mod tests {
         // RFC 4317 §2.3 renumbers iLBC from 97 to 99; the same with Opus.
         let mut phone = alice();
         let offer = phone.create_offer().unwrap();
-        assert_eq!(offer.media[0].formats, ["111", "0", "8", "101"]);
+        assert_eq!(offer.media[0].formats, ["111", "0", "8", "101", "96", "97"]);
         let negotiated = phone
             .handle_answer(&sdp(
                 "v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n\
@@ -1252,6 +1356,7 @@ mod tests {
                 clock_rate: 8000,
             })
         );
+        assert_eq!(negotiated.red, None);
         let opus = negotiated.opus.unwrap();
         assert!(opus.useinbandfec);
         assert_eq!(opus.maxaveragebitrate, Some(20000));
@@ -1283,5 +1388,232 @@ mod tests {
         assert!(negotiated.rtcp_mux);
         assert_eq!((negotiated.codec, negotiated.pt), (Codec::Opus, Pt(111)));
         assert_eq!(negotiated.opus.map(|o| o.useinbandfec), Some(true));
+    }
+
+    const HEAD: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n";
+
+    fn red(pt: u8, recv_pt: u8) -> Option<RedFormat> {
+        Some(RedFormat {
+            pt: Pt(pt),
+            recv_pt: Pt(recv_pt),
+        })
+    }
+
+    #[test]
+    fn offer_lists_red_per_clock_rate_after_the_codecs() {
+        let offer = alice().create_offer().unwrap();
+        assert_eq!(
+            offer.to_string(),
+            "v=0\r\n\
+             o=- 2890844526 2890844526 IN IP4 192.0.2.1\r\n\
+             s=-\r\n\
+             c=IN IP4 192.0.2.1\r\n\
+             t=0 0\r\n\
+             m=audio 49170 RTP/AVP 111 0 8 101 96 97\r\n\
+             a=rtpmap:111 opus/48000/2\r\n\
+             a=fmtp:111 useinbandfec=1\r\n\
+             a=rtpmap:0 PCMU/8000\r\n\
+             a=rtpmap:8 PCMA/8000\r\n\
+             a=rtpmap:101 telephone-event/8000\r\n\
+             a=fmtp:101 0-15\r\n\
+             a=rtpmap:96 red/48000/2\r\n\
+             a=fmtp:96 111/111\r\n\
+             a=rtpmap:97 red/8000\r\n\
+             a=fmtp:97 0/0\r\n\
+             a=ptime:20\r\n\
+             a=rtcp-mux\r\n\
+             a=sendrecv\r\n"
+        );
+
+        // The 8000 Hz RED names the preferred codec at that rate.
+        let mut g711 = alice();
+        g711.local_mut().codecs = vec![Codec::Pcma, Codec::Pcmu];
+        let media = &g711.create_offer().unwrap().media[0];
+        assert_eq!(media.formats, ["8", "0", "101", "96"]);
+        assert_eq!(media.fmtp(Pt(96)).unwrap().to_string(), "96 8/8");
+
+        let mut plain = alice();
+        plain.local_mut().red = false;
+        let media = &plain.create_offer().unwrap().media[0];
+        assert_eq!(media.formats, ["111", "0", "8", "101"]);
+    }
+
+    #[test]
+    fn red_offered_for_the_chosen_codec_is_answered_with_their_numbers() {
+        // WebRTC's shape: RED on 63 right after Opus, naming it twice.
+        let offer = sdp(&format!(
+            "{HEAD}m=audio 5004 RTP/AVP 111 63 9 0 8 126\r\n\
+             a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n\
+             a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n\
+             a=rtpmap:9 G722/8000\r\na=rtpmap:126 telephone-event/8000\r\n"
+        ));
+        let answer = bob().handle_offer(&offer).unwrap();
+        assert_eq!(answer.negotiated.red, red(63, 63));
+        assert_eq!(
+            answer.sdp.media[0].to_string(),
+            "m=audio 49174 RTP/AVP 111 126 63\r\n\
+             a=rtpmap:111 opus/48000/2\r\n\
+             a=fmtp:111 useinbandfec=1\r\n\
+             a=rtpmap:126 telephone-event/8000\r\n\
+             a=fmtp:126 0-15\r\n\
+             a=rtpmap:63 red/48000/2\r\n\
+             a=fmtp:63 111/111\r\n\
+             a=ptime:20\r\n\
+             a=sendrecv\r\n"
+        );
+
+        // Renumbered: their RED 96 names their Opus 100.
+        let answer = bob()
+            .handle_offer(&sdp(&format!(
+                "{HEAD}m=audio 5004 RTP/AVP 100 96\r\n\
+                 a=rtpmap:100 opus/48000/2\r\na=rtpmap:96 RED/48000/2\r\na=fmtp:96 100/100\r\n"
+            )))
+            .unwrap();
+        assert_eq!(
+            (answer.negotiated.pt, answer.negotiated.red),
+            (Pt(100), red(96, 96))
+        );
+        assert_eq!(answer.sdp.media[0].formats, ["100", "96"]);
+        assert_eq!(
+            answer.sdp.media[0].fmtp(Pt(96)).unwrap().to_string(),
+            "96 100/100"
+        );
+
+        // G.711 chosen: the 8000 Hz RED that names it.
+        let mut g711 = bob();
+        g711.local_mut().codecs = vec![Codec::Pcmu];
+        let answer = g711
+            .handle_offer(&sdp(&format!(
+                "{HEAD}m=audio 5004 RTP/AVP 111 0 63 98\r\n\
+                 a=rtpmap:111 opus/48000/2\r\na=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n\
+                 a=rtpmap:98 red/8000\r\na=fmtp:98 0/0\r\n"
+            )))
+            .unwrap();
+        assert_eq!(
+            (answer.negotiated.codec, answer.negotiated.red),
+            (Codec::Pcmu, red(98, 98))
+        );
+        assert_eq!(answer.sdp.media[0].formats, ["0", "98"]);
+    }
+
+    #[test]
+    fn red_for_another_codec_or_of_another_shape_is_not_used() {
+        let opus = "a=rtpmap:111 opus/48000/2\r\n";
+        for (formats, lines) in [
+            // None at all.
+            ("111 0", ""),
+            // RED without fmtp.
+            ("111 63", "a=rtpmap:63 red/48000/2\r\n"),
+            // RED naming another codec, or mixing one in.
+            ("111 0 63", "a=rtpmap:63 red/48000/2\r\na=fmtp:63 0/0\r\n"),
+            ("111 0 63", "a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/0\r\n"),
+            ("111 0 98", "a=rtpmap:98 red/8000\r\na=fmtp:98 0/0\r\n"),
+            // RED naming Opus at another clock rate, or with no redundant block.
+            ("111 98", "a=rtpmap:98 red/8000\r\na=fmtp:98 111/111\r\n"),
+            ("111 63", "a=rtpmap:63 red/48000/2\r\na=fmtp:63 111\r\n"),
+            // Shapes nobody writes.
+            (
+                "111 63",
+                "a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111;x=1\r\n",
+            ),
+            (
+                "111 63",
+                "a=rtpmap:63 red/48000/2\r\na=fmtp:63 primary=111\r\n",
+            ),
+            // An fmtp for RED whose rtpmap is missing: 63 is no known format.
+            ("111 63", "a=fmtp:63 111/111\r\n"),
+        ] {
+            let offer = sdp(&format!(
+                "{HEAD}m=audio 5004 RTP/AVP {formats}\r\n{opus}{lines}"
+            ));
+            let answer = bob().handle_offer(&offer).unwrap();
+            assert_eq!(answer.negotiated.codec, Codec::Opus, "{lines}");
+            assert_eq!(answer.negotiated.red, None, "{lines}");
+            assert_eq!(answer.sdp.media[0].formats, ["111"], "{lines}");
+        }
+
+        // A usable RED offered to a phone with RED switched off.
+        let mut plain = bob();
+        plain.local_mut().red = false;
+        let answer = plain
+            .handle_offer(&sdp(&format!(
+                "{HEAD}m=audio 5004 RTP/AVP 111 63\r\n{opus}\
+                 a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n"
+            )))
+            .unwrap();
+        assert_eq!(answer.negotiated.red, None);
+        assert_eq!(answer.sdp.media[0].formats, ["111"]);
+
+        // baresip offers no RED: none in our answer either.
+        let answer = bob().handle_offer(&sdp(BARESIP_OFFER)).unwrap();
+        assert_eq!(answer.negotiated.red, None);
+        assert!(!answer.sdp.to_string().to_ascii_lowercase().contains("red"));
+    }
+
+    #[test]
+    fn answers_to_our_offer_with_and_without_red() {
+        let answer = |media: &str| {
+            let mut phone = alice();
+            phone.create_offer().unwrap();
+            phone
+                .handle_answer(&sdp(&format!("{HEAD}{media}")))
+                .unwrap()
+        };
+        // baresip keeps our numbers and lists only what it knows.
+        let negotiated = answer(
+            "m=audio 16796 RTP/AVP 111 101\r\na=rtpmap:111 opus/48000/2\r\n\
+             a=fmtp:111 stereo=1;sprop-stereo=1;maxaveragebitrate=28000\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n",
+        );
+        assert_eq!((negotiated.codec, negotiated.red), (Codec::Opus, None));
+
+        // A peer with RED, our numbers.
+        let negotiated = answer(
+            "m=audio 5004 RTP/AVP 111 96\r\na=rtpmap:111 opus/48000/2\r\n\
+             a=rtpmap:96 red/48000/2\r\na=fmtp:96 111/111\r\n",
+        );
+        assert_eq!(negotiated.red, red(96, 96));
+
+        // Renumbered: their RED 120 names their Opus 100; ours stay 96 and 111.
+        let negotiated = answer(
+            "m=audio 5004 RTP/AVP 100 120\r\na=rtpmap:100 opus/48000/2\r\n\
+             a=rtpmap:120 red/48000/2\r\na=fmtp:120 100/100\r\n",
+        );
+        assert_eq!(
+            (negotiated.pt, negotiated.recv_pt, negotiated.red),
+            (Pt(100), Pt(111), red(120, 96))
+        );
+
+        // Their RED names our number for Opus, not theirs: not theirs to send.
+        let negotiated = answer(
+            "m=audio 5004 RTP/AVP 100 120\r\na=rtpmap:100 opus/48000/2\r\n\
+             a=rtpmap:120 red/48000/2\r\na=fmtp:120 111/111\r\n",
+        );
+        assert_eq!(negotiated.red, None);
+
+        // PCMU chosen: our 8000 Hz RED names it.
+        let negotiated =
+            answer("m=audio 5004 RTP/AVP 0 97\r\na=rtpmap:97 red/8000\r\na=fmtp:97 0/0\r\n");
+        assert_eq!(
+            (negotiated.codec, negotiated.red),
+            (Codec::Pcmu, red(97, 97))
+        );
+
+        // PCMA chosen: our 8000 Hz RED names PCMU, so there is none for it.
+        let negotiated =
+            answer("m=audio 5004 RTP/AVP 8 97\r\na=rtpmap:97 red/8000\r\na=fmtp:97 8/8\r\n");
+        assert_eq!((negotiated.codec, negotiated.red), (Codec::Pcma, None));
+    }
+
+    #[test]
+    fn two_ipphones_agree_on_red() {
+        let mut caller = alice();
+        let mut callee = bob();
+        let offer = caller.create_offer().unwrap();
+        let answer = callee.handle_offer(&sdp(&offer.to_string())).unwrap();
+        assert_eq!(answer.sdp.media[0].formats, ["111", "101", "96"]);
+        let negotiated = caller.handle_answer(&sdp(&answer.sdp.to_string())).unwrap();
+        assert_eq!(answer.negotiated.red, red(96, 96));
+        assert_eq!(negotiated.red, red(96, 96));
     }
 }
