@@ -320,11 +320,14 @@ pub fn call_with(
             match (event, &mut controller) {
                 (
                     StreamEvent::Report {
-                        fraction_lost, rtt, ..
+                        fraction_lost,
+                        net_loss,
+                        rtt,
+                        ..
                     },
                     Some(controller),
                 ) => {
-                    controller.on_report(now, fraction_lost, rtt);
+                    controller.on_report(now, fraction_lost, net_loss, rtt);
                     let setting = controller.setting().with_red(true);
                     encoder
                         .adapt(&setting)

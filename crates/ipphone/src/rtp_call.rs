@@ -438,9 +438,12 @@ fn run(
                 }
                 StreamEvent::Media { .. } => {}
                 StreamEvent::Report {
-                    fraction_lost, rtt, ..
+                    fraction_lost,
+                    net_loss,
+                    rtt,
+                    ..
                 } => {
-                    rate_control.on_report(now, fraction_lost, rtt);
+                    rate_control.on_report(now, fraction_lost, net_loss, rtt);
                     let setting = rate_control.setting().with_red(red_ok);
                     let _ = encoder.adapt(&setting);
                     stream.set_redundancy(setting.redundancy);

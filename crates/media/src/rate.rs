@@ -42,13 +42,15 @@
 //!
 //! Redundancy comes two ways. Where the far end takes RFC 2198 `red`, each
 //! packet also carries a copy of the frame before it (of the two before it
-//! from [`DEEP_LOSS`] on), as WebRTC does for Opus: a frame is then lost
-//! only with both its packets, 1 % of frames at 10 % random loss, and what
+//! over [`DEEP_LOSS`]), as WebRTC does for Opus: a frame is then lost only
+//! with both its packets, 1 % of frames at 10 % random loss, and what
 //! arrives is the frame as coded, not a lesser copy. It doubles the media
 //! rate, so it is used only on a path that shows no queue (the loss is the
 //! path's) and, if it was ever overused, whose capacity then leaves room for
-//! the copies, from the first report of a loss of [`RED_LOSS`] or more until
-//! [`RED_MEMORY`] after the last. Otherwise Opus's in-band FEC sizes its
+//! the copies, from the first report that takes the loss over [`RED_LOSS`]
+//! until [`RED_MEMORY`] after the last. The loss is a mean over reports of
+//! each report's net loss (by the cumulative count, which a packet that only
+//! came late takes back), so that reordering is not taken for loss. Otherwise Opus's in-band FEC sizes its
 //! redundancy to the expected loss (RFC 7587 §3.1.1), at a fraction of the
 //! rate and of the quality.
 //!
@@ -72,9 +74,9 @@ pub const GOOD_BITRATE: u32 = 16_000;
 
 /// Loss above which a queue that shows is congestion.
 const LOSS_CONGESTED: f64 = 0.10;
-/// Reported loss from which packets carry redundant copies.
+/// Reported loss (smoothed over reports) over which packets carry redundant copies.
 pub const RED_LOSS: f64 = 0.02;
-/// Reported loss (smoothed over reports) from which they carry two.
+/// Reported loss (smoothed over reports) over which they carry two.
 pub const DEEP_LOSS: f64 = 0.15;
 /// How long redundancy stays on after the last report of a loss.
 pub const RED_MEMORY: Duration = Duration::from_secs(10);
@@ -227,11 +229,25 @@ impl RateController {
         controller
     }
 
-    /// An RTCP receiver report about our stream arrived at `now`.
-    pub fn on_report(&mut self, now: Instant, fraction_lost: f64, rtt: Option<Duration>) {
+    /// An RTCP receiver report about our stream arrived at `now`: its
+    /// fraction lost, and, from the second report on, the share lost since
+    /// the previous one by the cumulative count (`net_loss`, which is below
+    /// 0 when packets counted lost came late:
+    /// [`proto::stream::StreamEvent::Report`]). Redundancy goes by the net
+    /// loss where it is known: a reordering path raises the fraction lost
+    /// with packets that only come a report late, and takes them back in
+    /// the net loss of the next.
+    pub fn on_report(
+        &mut self,
+        now: Instant,
+        fraction_lost: f64,
+        net_loss: Option<f64>,
+        rtt: Option<Duration>,
+    ) {
         self.loss = fraction_lost.clamp(0.0, 1.0);
-        self.loss_mean += 0.5 * (self.loss - self.loss_mean);
-        if self.loss >= RED_LOSS {
+        let loss = net_loss.map_or(self.loss, |net| net.clamp(-1.0, 1.0));
+        self.loss_mean += 0.5 * (loss - self.loss_mean);
+        if self.loss_mean > RED_LOSS {
             self.lossy_until = Some(now + RED_MEMORY);
         }
         if let Some(rtt) = rtt {
@@ -299,8 +315,8 @@ impl RateController {
     fn choose_redundancy(&mut self, now: Instant) {
         let lossy = self.lossy_until.is_some_and(|until| now < until);
         let wanted = match self.loss_mean {
-            l if l >= DEEP_LOSS => 2,
-            l if l >= RED_LOSS => 1,
+            l if l > DEEP_LOSS => 2,
+            l if l > RED_LOSS => 1,
             _ => 0,
         }
         .max(self.redundancy)
@@ -475,7 +491,7 @@ mod tests {
             packets += (pps * (1.0 - lost)) as u64;
             bytes += (through / 8.0) as u64 - (pps * (1.0 - lost) * 28.0) as u64;
             let now = t0 + Duration::from_secs(s);
-            rc.on_report(now, lost, None);
+            rc.on_report(now, lost, None, None);
             let delay = (before.min(queue_bits) / capacity * 1000.0) as i64;
             rc.on_feedback(now, &delivery(40 + delay, packets, bytes, s * 1000));
             out.push((rc.setting(), rc.status(), offered));
@@ -531,7 +547,8 @@ mod tests {
         (1..=seconds + clean)
             .map(|s| {
                 let now = t0 + Duration::from_secs(s);
-                rc.on_report(now, if s <= seconds { loss } else { 0.0 }, None);
+                let lost = if s <= seconds { loss } else { 0.0 };
+                rc.on_report(now, lost, Some(lost), None);
                 rc.on_feedback(
                     now,
                     &delivery(40 + (s % 3) as i64 * 5, 40 * s, 4_000 * s, s * 1000),
@@ -570,14 +587,35 @@ mod tests {
         assert!(lossy_path(0.01, 10, 0).iter().all(|s| s.redundancy == 0));
     }
 
+    /// On a reordering path a packet that comes a report late counts as
+    /// lost in one report's fraction, and comes back in the next report's
+    /// net loss: no copies for that.
+    #[test]
+    fn reordering_is_not_loss_to_redundancy() {
+        let t0 = Instant::now();
+        let mut rc = RateController::new(RateConfig::new(24_000));
+        for s in 1..=30u64 {
+            let now = t0 + Duration::from_secs(s);
+            let (fraction, net) = if s % 2 == 1 {
+                (0.04, 0.04)
+            } else {
+                (0.0, -0.04)
+            };
+            rc.on_report(now, fraction, Some(net), None);
+            rc.on_feedback(now, &delivery(40, 50 * s, 3_000 * s, s * 1000));
+            assert_eq!(rc.setting().redundancy, 0, "at {s} s: {:?}", rc.status());
+        }
+    }
+
     #[test]
     fn round_trip_time_stands_in_for_feedback() {
         let t0 = Instant::now();
         let mut rc = RateController::new(RateConfig::new(24_000));
-        rc.on_report(t0, 0.0, Some(Duration::from_millis(60)));
+        rc.on_report(t0, 0.0, None, Some(Duration::from_millis(60)));
         rc.on_report(
             t0 + Duration::from_secs(5),
             0.0,
+            None,
             Some(Duration::from_millis(260)),
         );
         assert_eq!(rc.status().decreases, 1);
@@ -586,7 +624,7 @@ mod tests {
         // or before an RTT): loss sizes the FEC, nothing else.
         let mut blind = RateController::new(RateConfig::new(24_000));
         for s in 0..4 {
-            blind.on_report(t0 + Duration::from_secs(s), 0.3, None);
+            blind.on_report(t0 + Duration::from_secs(s), 0.3, None, None);
         }
         assert_eq!(blind.status().decreases, 0);
         assert!((blind.setting().expected_loss - 0.3).abs() < 1e-9);

@@ -216,8 +216,11 @@ fn run(speech: &[i16], link: LinkConfig, adaptive: bool) -> Run {
         while let Some(event) = sender.poll_event() {
             match event {
                 StreamEvent::Report {
-                    fraction_lost, rtt, ..
-                } if adaptive => controller.on_report(now, fraction_lost, rtt),
+                    fraction_lost,
+                    net_loss,
+                    rtt,
+                    ..
+                } if adaptive => controller.on_report(now, fraction_lost, net_loss, rtt),
                 StreamEvent::Report { fraction_lost, .. } => {
                     encoder.set_expected_loss(fraction_lost);
                     continue;

@@ -28,6 +28,9 @@ use crate::rtp::{Pt, SeqNo, Ssrc};
 const MAX_QUEUED: usize = 256;
 /// The largest RTCP compound this stream writes.
 const MAX_RTCP: usize = 512;
+/// How long an early report waits after a gap in the far end's sequence
+/// numbers, for packets that were only overtaken.
+const EARLY_WAIT: Duration = Duration::from_millis(60);
 /// The most earlier frames a packet carries under RFC 2198 redundancy.
 pub const MAX_REDUNDANCY: usize = 2;
 /// The largest media payload kept for redundancy; larger ones are sent
@@ -84,6 +87,12 @@ pub enum StreamEvent {
         /// Its interarrival jitter of our stream, in our clock's ticks.
         jitter: u32,
         rtt: Option<Duration>,
+        /// The share lost since its previous report, from the change in the
+        /// cumulative count: negative when packets counted lost then came
+        /// late, so that over reports reordering nets out, where
+        /// `fraction_lost` (never under 0) counts it as loss. `None` on the
+        /// first report.
+        net_loss: Option<f64>,
     },
     /// The far end's delivery feedback on our stream (its `IPFB` APP
     /// packet, [`crate::rtp::feedback`]): comes after the
@@ -151,6 +160,9 @@ pub struct MediaStream {
     stats: StreamStats,
     closed: bool,
     red: Redundancy,
+    /// The far end's last report on our stream: cumulative lost, extended
+    /// highest sequence number.
+    last_reported: Option<(i32, u32)>,
 }
 
 /// RFC 2198 redundancy, both ways.
@@ -190,6 +202,7 @@ impl MediaStream {
             stats: StreamStats::default(),
             closed: false,
             red: Redundancy::default(),
+            last_reported: None,
             config,
         };
         // The first report goes out early, at half the interval (§6.2).
@@ -416,11 +429,19 @@ impl MediaStream {
                 if rtt.is_some() {
                     self.stats.rtt = rtt;
                 }
+                let net_loss = self.last_reported.and_then(|(lost, highest)| {
+                    let expected = block.ext_highest_seq.wrapping_sub(highest) as i32;
+                    (expected > 0).then(|| {
+                        f64::from(block.cumulative_lost.wrapping_sub(lost)) / f64::from(expected)
+                    })
+                });
+                self.last_reported = Some((block.cumulative_lost, block.ext_highest_seq));
                 self.event(StreamEvent::Report {
                     fraction_lost: f64::from(block.fraction_lost) / 256.0,
                     cumulative_lost: block.cumulative_lost,
                     jitter: block.jitter,
                     rtt,
+                    net_loss,
                 });
             }
         }
@@ -489,13 +510,14 @@ impl MediaStream {
     /// Notes the far end's sequence number `seq`: a gap before it is a loss
     /// the far end should hear of soon, if it adapts to our feedback, rather
     /// than up to an interval and a half later (a loss in a call's first
-    /// second would otherwise go unanswered for most of it). At most one
-    /// report an interval comes early.
+    /// second would otherwise go unanswered for most of it). The report
+    /// waits [`EARLY_WAIT`] for a packet that was only overtaken, and at
+    /// most one report an interval comes early.
     fn on_sequence(&mut self, now: Instant, seq: u64) {
         let gap = self.highest_seq.is_some_and(|h| seq > h.saturating_add(1));
         self.highest_seq = Some(self.highest_seq.map_or(seq, |h| h.max(seq)));
         if gap && self.config.feedback && now >= self.early_from {
-            self.next_report = self.next_report.min(now);
+            self.next_report = self.next_report.min(now + EARLY_WAIT);
             self.early_from = now + self.config.rtcp_interval;
         }
     }
