@@ -44,6 +44,9 @@ pub struct SipNet {
     listener: Option<TcpListener>,
     connections: Vec<Connection>,
     waker: Waker,
+    /// Room for the largest datagram, kept: zeroing 64 KiB on every poll
+    /// cost more than the poll.
+    buf: Box<[u8]>,
 }
 
 struct Connection {
@@ -70,6 +73,7 @@ impl SipNet {
             listener,
             connections: Vec::new(),
             waker: Waker::new(),
+            buf: vec![0; 65_536].into_boxed_slice(),
         })
     }
 
@@ -119,11 +123,11 @@ impl SipNet {
 
     /// Everything that arrived since the last call.
     pub fn poll(&mut self, out: &mut Vec<Incoming>) {
-        let mut buf = [0u8; 65_536];
         for _ in 0..64 {
+            let buf = &mut self.buf;
             let received = match self.connected {
-                Some(peer) => self.udp.recv(&mut buf).map(|n| (n, peer)),
-                None => self.udp.recv_from(&mut buf),
+                Some(peer) => self.udp.recv(buf).map(|n| (n, peer)),
+                None => self.udp.recv_from(buf),
             };
             match received {
                 Ok((n, from)) => out.push(Incoming::Datagram(from, buf[..n].to_vec())),
@@ -138,7 +142,7 @@ impl SipNet {
         }
         let now = Instant::now();
         for c in &mut self.connections {
-            c.read(&mut buf, out);
+            c.read(&mut self.buf, out);
             c.flush();
             if now.duration_since(c.active) > IDLE {
                 c.dead = true;

@@ -17,6 +17,11 @@ use super::Driver;
 
 /// The period of a paced backend: how much falls due at a time.
 pub const TICK: Duration = Duration::from_millis(5);
+const TICK_NANOS: u64 = TICK.as_nanos() as u64;
+/// Whole ticks in a second, so the clock's sums stay in u64 (no u128
+/// division on every look at the ring).
+const TICKS_PER_SECOND: u64 = 1_000_000_000 / TICK_NANOS;
+const _: () = assert!(TICKS_PER_SECOND * TICK_NANOS == 1_000_000_000);
 
 /// The work of a paced stream.
 pub trait PacedTask: Send + 'static {
@@ -54,14 +59,16 @@ impl<T: PacedTask> Paced<T> {
 
     /// Samples due by the end of tick `ticks`.
     fn due_at_tick(&self, ticks: u64) -> u64 {
-        (u128::from(ticks) * TICK.as_nanos() * u128::from(self.rate) / 1_000_000_000) as u64
+        ticks * u64::from(self.rate) / TICKS_PER_SECOND
     }
 }
 
 impl<T: PacedTask> Driver for Paced<T> {
     fn advance(&mut self, now: Instant) {
-        let ticks = now.saturating_duration_since(self.start).as_nanos() / TICK.as_nanos();
-        let due = self.due_at_tick(ticks as u64);
+        let elapsed = now.saturating_duration_since(self.start);
+        let ticks =
+            elapsed.as_secs() * TICKS_PER_SECOND + u64::from(elapsed.subsec_nanos()) / TICK_NANOS;
+        let due = self.due_at_tick(ticks);
         if due > self.done
             && let Some(task) = &mut self.task
         {
@@ -72,10 +79,9 @@ impl<T: PacedTask> Driver for Paced<T> {
 
     fn when(&self, _now: Instant, samples: usize) -> Instant {
         // The first tick whose end brings the count to `wanted`.
-        let wanted = u128::from(self.done + samples.max(1) as u64);
-        let per_second = TICK.as_nanos() * u128::from(self.rate);
-        let ticks = (wanted * 1_000_000_000).div_ceil(per_second);
-        self.start + Duration::from_nanos((ticks * TICK.as_nanos()) as u64)
+        let wanted = self.done + samples.max(1) as u64;
+        let ticks = (wanted * TICKS_PER_SECOND).div_ceil(u64::from(self.rate));
+        self.start + Duration::from_nanos(ticks * TICK_NANOS)
     }
 }
 

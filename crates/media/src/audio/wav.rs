@@ -12,7 +12,7 @@
 //! the name never refers to a half-written file.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -37,14 +37,29 @@ pub fn read_mono(path: &Path) -> Result<(Vec<i16>, u32), AudioError> {
 pub fn open_mic(path: &Path) -> Result<MicStream, AudioError> {
     let reader = open_reader(path)?;
     let spec = reader.spec();
-    let samples = mono_samples(reader);
-    Ok(open_source(spec.sample_rate, samples))
+    let source: Box<dyn Source> = if spec.channels == 1
+        && spec.bits_per_sample == 16
+        && spec.sample_format == hound::SampleFormat::Int
+    {
+        // The usual file, read a block at a time: what `mono_samples` makes
+        // of it sample by sample, exactly (an i16 scaled to [-1, 1) and back
+        // is itself).
+        let left = reader.len();
+        Box::new(Pcm16 {
+            // `WavReader::new` stops at the first sample of the data chunk.
+            reader: reader.into_inner(),
+            left,
+            bytes: Vec::new(),
+        })
+    } else {
+        Box::new(Samples(mono_samples(reader)))
+    };
+    Ok(open_source(spec.sample_rate, source))
 }
 
 /// A microphone that plays `samples` at `rate` Hz in real time, then silence.
 pub fn open_clip(samples: Arc<[i16]>, rate: u32) -> MicStream {
-    let iter = (0..samples.len()).map(move |i| samples[i]);
-    open_source(rate, iter)
+    open_source(rate, Box::new(Clip { samples, at: 0 }))
 }
 
 /// Opens `path` for writing, as a speaker recording at `rate` Hz.
@@ -94,24 +109,32 @@ impl PacedTask for Recorder {
     fn step(&mut self, samples: usize) {
         apply_discard(&mut self.consumer, &self.counters);
         let have = self.consumer.slots().min(samples);
-        let mut result = Ok(());
+        // Nothing more is written after a failure, as `finish` reports it.
+        let mut block = self
+            .failed
+            .is_none()
+            .then(|| self.writer.get_i16_writer(samples as u32));
         if let Ok(chunk) = self.consumer.read_chunk(have) {
             let (a, b) = chunk.as_slices();
-            for &s in a.iter().chain(b) {
-                result = result.and_then(|()| self.writer.write_sample(s));
+            if let Some(block) = &mut block {
+                for &s in a.iter().chain(b) {
+                    block.write_sample(s);
+                }
             }
             chunk.commit_all();
         }
-        for _ in have..samples {
-            result = result.and_then(|()| self.writer.write_sample(0i16));
+        if let Some(mut block) = block {
+            for _ in have..samples {
+                block.write_sample(0i16);
+            }
+            if let Err(e) = block.flush() {
+                self.failed = Some(e);
+            }
         }
         if samples > have {
             self.counters
                 .xruns
                 .fetch_add((samples - have) as u64, Ordering::Relaxed);
-        }
-        if let Err(e) = result {
-            self.failed.get_or_insert(e);
         }
     }
 
@@ -133,13 +156,13 @@ impl PacedTask for Recorder {
     }
 }
 
-fn open_source(rate: u32, samples: impl Iterator<Item = i16> + Send + 'static) -> MicStream {
+fn open_source(rate: u32, source: Box<dyn Source>) -> MicStream {
     let (producer, ring) = rtrb::RingBuffer::new(ring_capacity(rate));
     let counters = Arc::new(StreamCounters::default());
     let task = Player {
         producer,
         counters: counters.clone(),
-        samples: Box::new(samples),
+        source,
     };
     MicStream {
         rate,
@@ -154,7 +177,7 @@ fn open_source(rate: u32, samples: impl Iterator<Item = i16> + Send + 'static) -
 struct Player {
     producer: rtrb::Producer<i16>,
     counters: Arc<StreamCounters>,
-    samples: Box<dyn Iterator<Item = i16> + Send>,
+    source: Box<dyn Source>,
 }
 
 impl PacedTask for Player {
@@ -162,14 +185,13 @@ impl PacedTask for Player {
         let free = self.producer.slots();
         let take = samples.min(free);
         let mut ended = false;
-        if let Ok(chunk) = self.producer.write_chunk_uninit(take) {
-            let source = std::iter::from_fn(|| {
-                Some(self.samples.next().unwrap_or_else(|| {
-                    ended = true;
-                    0
-                }))
-            });
-            chunk.fill_from_iter(source);
+        if let Ok(mut chunk) = self.producer.write_chunk(take) {
+            let (a, b) = chunk.as_mut_slices();
+            for part in [a, b] {
+                // Silence (the chunk's zeros) after the end.
+                ended |= self.source.fill(part) < part.len();
+            }
+            chunk.commit_all();
         }
         if ended {
             self.counters.ended.store(true, Ordering::Relaxed);
@@ -182,6 +204,76 @@ impl PacedTask for Player {
     }
 
     fn finish(self) {}
+}
+
+/// Where a microphone's samples come from.
+trait Source: Send {
+    /// Fills the start of `out` with the next samples; returns how many
+    /// there were, fewer than `out` holds only at the end.
+    fn fill(&mut self, out: &mut [i16]) -> usize;
+}
+
+/// Samples from an iterator (files in other formats).
+struct Samples<I>(I);
+
+impl<I: Iterator<Item = i16> + Send> Source for Samples<I> {
+    fn fill(&mut self, out: &mut [i16]) -> usize {
+        for (n, slot) in out.iter_mut().enumerate() {
+            match self.0.next() {
+                Some(s) => *slot = s,
+                None => return n,
+            }
+        }
+        out.len()
+    }
+}
+
+/// Samples held in memory.
+struct Clip {
+    samples: Arc<[i16]>,
+    at: usize,
+}
+
+impl Source for Clip {
+    fn fill(&mut self, out: &mut [i16]) -> usize {
+        let rest = &self.samples[self.at.min(self.samples.len())..];
+        let n = rest.len().min(out.len());
+        out[..n].copy_from_slice(&rest[..n]);
+        self.at += n;
+        n
+    }
+}
+
+/// The data chunk of a mono 16-bit PCM file, read in blocks.
+struct Pcm16 {
+    reader: BufReader<File>,
+    /// Samples of the data chunk not read yet.
+    left: u32,
+    bytes: Vec<u8>,
+}
+
+impl Source for Pcm16 {
+    fn fill(&mut self, out: &mut [i16]) -> usize {
+        let wanted = out.len().min(self.left as usize);
+        self.bytes.resize(wanted * 2, 0);
+        // As many whole samples as can be read: a read error or a file
+        // shorter than its header says ends it, as it ends `mono_samples`.
+        let mut got = 0;
+        while got < self.bytes.len() {
+            match self.reader.read(&mut self.bytes[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let n = got / 2;
+        for (slot, pair) in out.iter_mut().zip(self.bytes[..n * 2].chunks_exact(2)) {
+            *slot = i16::from_le_bytes([pair[0], pair[1]]);
+        }
+        self.left = if n < wanted { 0 } else { self.left - n as u32 };
+        n
+    }
 }
 
 fn open_reader(path: &Path) -> Result<hound::WavReader<BufReader<File>>, AudioError> {
@@ -346,6 +438,38 @@ mod tests {
         mic.driver.advance(Instant::now());
         let got: Vec<i16> = std::iter::from_fn(|| mic.ring.pop().ok()).take(3).collect();
         assert_eq!(got, [2000, -300, 8]);
+    }
+
+    #[test]
+    fn a_mono_16_bit_file_is_read_in_blocks_as_sample_by_sample() {
+        let dir = scratch("blocks");
+        let path = dir.join("ramp.wav");
+        let samples: Vec<i16> = (0..1_000).map(|i| (i * 65 - 32_768) as i16).collect();
+        write_wav(&path, 16_000, 1, &samples);
+        // A file cut short of what its header says ends where it is cut.
+        let bytes = std::fs::read(&path).expect("read");
+        let cut = dir.join("cut.wav");
+        std::fs::write(&cut, &bytes[..bytes.len() - 501]).expect("write");
+        for path in [&path, &cut] {
+            let expected: Vec<i16> = mono_samples(open_reader(path).expect("open")).collect();
+            let reader = open_reader(path).expect("open");
+            let left = reader.len();
+            let mut source = Pcm16 {
+                reader: reader.into_inner(),
+                left,
+                bytes: Vec::new(),
+            };
+            let mut got = Vec::new();
+            for size in (1..).cycle() {
+                let mut block = vec![7i16; size % 97];
+                let n = source.fill(&mut block);
+                got.extend_from_slice(&block[..n]);
+                if n < block.len() {
+                    break;
+                }
+            }
+            assert_eq!(got, expected, "{}", path.display());
+        }
     }
 
     #[test]
