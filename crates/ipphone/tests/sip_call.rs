@@ -466,3 +466,75 @@ fn digits_typed_during_a_call_arrive_as_dtmf() {
         .collect();
     assert_eq!(digits, "42#");
 }
+
+/// Two phones whose SDP agreed on RFC 2198 redundancy, in a namespace of
+/// their own where nftables drops one media packet in ten each way: the
+/// far end's reports turn copies on, and the copies bring most lost frames
+/// back, so the speech arrives whole.
+#[test]
+fn redundancy_negotiated_in_sdp_brings_back_lost_packets() {
+    let _one = serial();
+    let Some(net) = PrivateNet::new() else {
+        panic!("no private network namespace: the tests run as root, with util-linux");
+    };
+    let dir = scratch("sip-red");
+    let (callee_heard, caller_heard) = (dir.join("callee.wav"), dir.join("caller.wav"));
+    let (mut callee, port) = Phone::listening(Phone::start(
+        net.ipphone(),
+        &[
+            "listen",
+            "--bind",
+            "127.0.0.1:0",
+            "--auto-answer",
+            "--calls",
+            "1",
+            "--mic",
+            speech(SPEECH_2).to_str().unwrap(),
+            "--speaker",
+            callee_heard.to_str().unwrap(),
+        ],
+    ));
+    // Everything but SIP (to or from the listener's port): RTP and RTCP.
+    let rules = dir.join("lossy.nft");
+    let script = format!(
+        "table inet lossy {{\n\
+         chain out {{\n\
+         type filter hook output priority 0; policy accept;\n\
+         udp sport != {port} udp dport != {port} numgen random mod 10 == 0 drop\n\
+         }}\n}}\n"
+    );
+    std::fs::write(&rules, &script).unwrap();
+    assert!(
+        net.run("nft", &["-f", rules.to_str().unwrap()]),
+        "nft refused {script}"
+    );
+    let mut caller = Phone::start(
+        net.ipphone(),
+        &[
+            "call",
+            &format!("sip:bob@127.0.0.1:{port}"),
+            "--codec",
+            "opus",
+            "--duration",
+            "11",
+            "--mic",
+            speech(SPEECH).to_str().unwrap(),
+            "--speaker",
+            caller_heard.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(caller.exit_code(LONG), 0, "caller");
+    assert_eq!(callee.exit_code(LONG), 0, "callee");
+    // The caller talks all along; the callee's shorter speech leaves its
+    // side mostly DTX pauses, which have little to lose.
+    let heard = &callee.last("hangup")["rtp"];
+    assert!(heard["lost"].as_i64().unwrap() > 20, "{heard}");
+    assert!(
+        heard["red_recovered"].as_u64().unwrap() > 10,
+        "copies brought lost frames back: {heard}"
+    );
+    let sent = &caller.last("hangup")["rtp"];
+    assert!(sent["redundancy"].as_u64().unwrap() >= 1, "{sent}");
+    let pieces = align_pieces(&speech(SPEECH), &callee_heard);
+    assert_speech_arrived(&pieces, 16_000, 0.6, 0.2, 150.0);
+}

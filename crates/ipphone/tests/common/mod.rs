@@ -38,12 +38,16 @@ pub fn scratch(name: &str) -> PathBuf {
 
 pub fn ipphone() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ipphone"));
-    // The user's own configuration (SIP accounts) stays out of the tests.
+    for_tests(&mut c);
+    c
+}
+
+/// The user's own configuration (SIP accounts) stays out of the tests.
+fn for_tests(c: &mut Command) {
     c.env("RUST_LOG", "warn").env(
         "XDG_CONFIG_HOME",
         std::env::temp_dir().join("ipphone-test-no-config"),
     );
-    c
 }
 
 /// A running ipphone whose `--json` events are read line by line.
@@ -65,6 +69,11 @@ impl Phone {
         for (k, v) in env {
             command.env(k, v);
         }
+        Phone::start(command, args)
+    }
+
+    /// Starts `command ARGS --json`, where `command` runs ipphone.
+    pub fn start(mut command: Command, args: &[&str]) -> Phone {
         let mut child = command
             .args(args)
             .arg("--json")
@@ -161,7 +170,11 @@ impl Phone {
     fn listen_on_with_env(bind: &str, args: &[&str], env: &[(&str, &Path)]) -> (Phone, u16) {
         let mut all = vec!["listen", "--bind", bind];
         all.extend_from_slice(args);
-        let mut phone = Phone::spawn_with_env(&all, env);
+        Phone::listening(Phone::spawn_with_env(&all, env))
+    }
+
+    /// A started listener, once it listens, and its port.
+    pub fn listening(mut phone: Phone) -> (Phone, u16) {
         let ev = phone.wait_for("listening", Duration::from_secs(20));
         let addr = ev["addr"].as_str().expect("listening addr");
         let port = addr
@@ -289,4 +302,70 @@ pub fn assert_speech_arrived(pieces: &[Alignment], rate: u32, min: f64, floor: f
 /// Milliseconds of a lag at a rate.
 pub fn ms(samples: usize, rate: u32) -> f64 {
     samples as f64 * 1000.0 / f64::from(rate)
+}
+
+/// A network namespace of the test's own, with only a loopback, that lasts
+/// as long as this value: what runs in it cannot reach beyond the machine,
+/// and nftables rules there touch nothing else. Needs root (the tests run
+/// as root); `None` without it.
+pub struct PrivateNet {
+    holder: Child,
+}
+
+impl PrivateNet {
+    pub fn new() -> Option<PrivateNet> {
+        let holder = Command::new("unshare")
+            .args(["-n", "sleep", "300"])
+            .stdin(Stdio::null())
+            .spawn()
+            .ok()?;
+        let net = PrivateNet { holder };
+        // unshare has entered the namespace once the holder's differs from ours.
+        let ours = std::fs::read_link("/proc/self/ns/net").ok()?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::fs::read_link(net.ns())
+            .ok()
+            .is_none_or(|ns| ns == ours)
+        {
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        net.run("ip", &["link", "set", "lo", "up"]).then_some(net)
+    }
+
+    fn ns(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/net", self.holder.id()))
+    }
+
+    /// `program ARGS` to run inside the namespace.
+    pub fn command(&self, program: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", self.ns().display()))
+            .arg(program)
+            .args(args);
+        c
+    }
+
+    /// Runs `program ARGS` in the namespace to its end; whether it succeeded.
+    pub fn run(&self, program: &str, args: &[&str]) -> bool {
+        self.command(Path::new(program), args)
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// ipphone, inside the namespace, as [`ipphone`] sets it up.
+    pub fn ipphone(&self) -> Command {
+        let mut c = self.command(Path::new(env!("CARGO_BIN_EXE_ipphone")), &[]);
+        for_tests(&mut c);
+        c
+    }
+}
+
+impl Drop for PrivateNet {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
 }
