@@ -580,7 +580,7 @@ pub fn markdown(rows: &[SipRow], loss: &[LossRow], nft: bool) -> String {
          Opus, 8 kHz for PCMU, resampled once by the bench, so no phone's own resampler is \
          measured). ipphone: `ipphone listen --auto-answer` and `ipphone call sip:...` as \
          built for this run, with its defaults (Opus wideband at 16 kHz from 24 kbit/s, \
-         in-band FEC, DTX and its rate control). baresip: Debian's baresip 1.0, headless (module `aufile` as \
+         DTX, its rate control, and RFC 2198 redundancy or in-band FEC under loss). baresip: Debian's baresip 1.0, headless (module `aufile` as \
          microphone, `sndfile` recording what it decodes), its default jitter buffer, Opus \
          stereo at 48 kHz with `opus_bitrate 28000`, the value of the configuration it writes \
          for a new user (no FEC, no DTX). PESQ: PyPI `pesq`, P.862.2 wideband at 16 kHz for \
@@ -631,14 +631,15 @@ pub fn markdown(rows: &[SipRow], loss: &[LossRow], nft: bool) -> String {
          each run is another pattern: the share actually dropped is shown, and the spread \
          over runs. Several calls run at once, each on addresses of its own. PESQ of what \
          the callee recorded, as above: for ipphone, its speaker file, played in real time \
-         (concealment, FEC and time-stretching in it); for baresip, its `sndfile` \
+         (redundant copies, concealment, FEC and time-stretching in it); for baresip, its `sndfile` \
          recording, in which it conceals one frame per gap and leaves the rest of a gap \
          out. Its player reads the same decoded audio from a queue, so what it plays also \
          closes up behind a gap, unless the queue runs dry; the file is taken as what it \
          plays. That file is blind to what happens at playout time (a stall of the \
          machine, an underrun), ipphone's is not. baresip's Opus has no FEC here (its SDP \
-         offers none); ipphone's Opus carries FEC, raised when the receiver reports \
-         loss.\n\n",
+         offers none). ipphone's SDP agrees on RFC 2198 redundancy with itself: once the \
+         callee reports the loss, each packet also carries a copy of the one before it; \
+         the callee's reports, untouched, arrive.\n\n",
     );
     if !nft {
         s.push_str(
