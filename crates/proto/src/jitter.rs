@@ -35,6 +35,11 @@
 //!   packets means the sender restarted its timestamp base: the buffer flushes
 //!   and starts afresh. A new talkspurt after DTX keeps its transit and is not a
 //!   jump; its first packet is played once it has been buffered for the target.
+//! - A lost packet's frame may come again, as a redundant copy (RFC 2198) in a
+//!   later packet ([`JitterBuffer::insert_recovered`]): it fills the gap if its
+//!   time has not been played, without teaching the target any jitter. As for
+//!   FEC, a frame more is held for 10 s after a loss so that the next copy
+//!   comes in time.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
