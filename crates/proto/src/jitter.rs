@@ -309,8 +309,7 @@ impl JitterBuffer {
         timestamp: u64,
         payload: &[u8],
     ) -> InsertResult {
-        if payload.len() > self.config.max_payload {
-            self.stats.oversized += 1;
+        if self.oversized(payload) {
             return InsertResult::Oversized;
         }
         let at = self.arrival_ticks(now);
@@ -376,8 +375,7 @@ impl JitterBuffer {
         timestamp: u64,
         payload: &[u8],
     ) -> InsertResult {
-        if payload.len() > self.config.max_payload {
-            self.stats.oversized += 1;
+        if self.oversized(payload) {
             return InsertResult::Oversized;
         }
         if self.epoch.is_none() || self.seen(ext_seq) || self.packets.contains_key(&timestamp) {
@@ -934,6 +932,13 @@ impl JitterBuffer {
         self.starved = 0;
         self.level = None;
         self.target_dirty = true;
+    }
+
+    /// Whether `payload` is over [`JitterConfig::max_payload`] (counted).
+    fn oversized(&mut self, payload: &[u8]) -> bool {
+        let over = payload.len() > self.config.max_payload;
+        self.stats.oversized += u64::from(over);
+        over
     }
 
     /// Buffers a payload, in a spare buffer if there is one.

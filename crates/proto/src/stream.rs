@@ -151,8 +151,6 @@ pub struct MediaStream {
     /// With feedback: a loss seen from this moment on brings the next
     /// report forward (RFC 4585's early feedback), once an interval.
     early_from: Instant,
-    /// The highest sequence number of the far end's stream so far.
-    highest_seq: Option<u64>,
     epoch: Instant,
     delivery: DeliveryTracker,
     history: SendHistory,
@@ -194,7 +192,6 @@ impl MediaStream {
             events: VecDeque::new(),
             next_report: now,
             early_from: now,
-            highest_seq: None,
             epoch: now,
             delivery: DeliveryTracker::new(now),
             history: SendHistory::new(config.clock_rate),
@@ -356,19 +353,22 @@ impl MediaStream {
             _ => {
                 // A new source, or the far end restarted with a new SSRC.
                 self.last_timestamp = None;
-                self.highest_seq = None;
                 self.delivery = DeliveryTracker::new(self.epoch);
                 self.receiver
                     .insert(ReceiverStats::new(packet.ssrc, packet.seq))
             }
         };
+        let highest = receiver
+            .seq()
+            .is_valid()
+            .then(|| receiver.seq().ext_max().0);
         let Some(seq) = receiver
             .on_packet(packet.seq, packet.timestamp, arrival)
             .ext_seq()
         else {
             return self.ignore();
         };
-        self.on_sequence(now, seq.0);
+        self.on_sequence(now, highest, seq.0);
         let timestamp = unwrap_timestamp(self.last_timestamp, packet.timestamp);
         self.last_timestamp = Some(self.last_timestamp.map_or(timestamp, |t| t.max(timestamp)));
         if self.config.feedback {
@@ -507,15 +507,15 @@ impl MediaStream {
         }
     }
 
-    /// Notes the far end's sequence number `seq`: a gap before it is a loss
-    /// the far end should hear of soon, if it adapts to our feedback, rather
-    /// than up to an interval and a half later (a loss in a call's first
-    /// second would otherwise go unanswered for most of it). The report
-    /// waits [`EARLY_WAIT`] for a packet that was only overtaken, and at
-    /// most one report an interval comes early.
-    fn on_sequence(&mut self, now: Instant, seq: u64) {
-        let gap = self.highest_seq.is_some_and(|h| seq > h.saturating_add(1));
-        self.highest_seq = Some(self.highest_seq.map_or(seq, |h| h.max(seq)));
+    /// Notes the far end's sequence number `seq`, `highest` being the highest
+    /// before it: a gap between them is a loss the far end should hear of
+    /// soon, if it adapts to our feedback, rather than up to an interval and
+    /// a half later (a loss in a call's first second would otherwise go
+    /// unanswered for most of it). The report waits [`EARLY_WAIT`] for a
+    /// packet that was only overtaken, and at most one report an interval
+    /// comes early.
+    fn on_sequence(&mut self, now: Instant, highest: Option<u64>, seq: u64) {
+        let gap = highest.is_some_and(|h| seq > h.saturating_add(1));
         if gap && self.config.feedback && now >= self.early_from {
             self.next_report = self.next_report.min(now + EARLY_WAIT);
             self.early_from = now + self.config.rtcp_interval;
@@ -552,13 +552,7 @@ impl MediaStream {
             return None;
         }
         blocks[..count].reverse();
-        let len = 1
-            + primary.len()
-            + blocks[..count]
-                .iter()
-                .map(|b| 4 + b.data.len())
-                .sum::<usize>();
-        out.resize(len, 0);
+        out.resize(red::encoded_len(&blocks[..count], primary), 0);
         red::write(&blocks[..count], self.config.pt, primary, out)
     }
 
@@ -889,6 +883,80 @@ mod tests {
         let (last, before) = (media[media.len() - 1], media[media.len() - 2]);
         assert!(last.1, "a talkspurt starts with the marker");
         assert_eq!(last.0 - before.0, 960 * 11);
+    }
+
+    /// With feedback on, a gap in the far end's sequence numbers brings the
+    /// next report forward to 60 ms after it, once an interval; a packet
+    /// overtaken, not lost, comes back in the next report's net loss.
+    #[test]
+    fn a_loss_is_reported_early_and_reordering_nets_out() {
+        let t0 = Instant::now();
+        let wall = SystemTime::now();
+        let mut far = config(2, 2);
+        far.feedback = true;
+        far.rtcp_interval = Duration::from_secs(1);
+        let (mut a, mut b) = (
+            MediaStream::new(config(1, 1), t0),
+            MediaStream::new(far, t0),
+        );
+        let mut held = None;
+        let mut reports = Vec::new();
+        for i in 0..300u64 {
+            let now = t0 + Duration::from_millis(20 * i);
+            a.send_media(&[0; 40], 960);
+            a.handle_timeout(now, wall);
+            while let Some(t) = a.poll_transmit() {
+                match i {
+                    // Lost.
+                    10 => {}
+                    // Overtaken by fifty others: it comes 1 s late,
+                    // reports later.
+                    48 => held = Some(t),
+                    _ => {
+                        b.handle_datagram(now, wall, &t.data);
+                    }
+                }
+            }
+            if i == 11 {
+                // The first report was due at 0.5 s; the gap brings it to 0.28 s.
+                let due = b.poll_timeout().unwrap();
+                assert_eq!(due, now + Duration::from_millis(60));
+            }
+            if i == 98
+                && let Some(t) = held.take()
+            {
+                b.handle_datagram(now, wall, &t.data);
+            }
+            b.handle_timeout(now, wall);
+            while let Some(t) = b.poll_transmit() {
+                a.handle_datagram(now, wall, &t.data);
+            }
+            while let Some(e) = a.poll_event() {
+                if let StreamEvent::Report {
+                    fraction_lost,
+                    net_loss,
+                    ..
+                } = e
+                {
+                    reports.push((now - t0, fraction_lost, net_loss));
+                }
+            }
+        }
+        // The early report at 280 ms, with the loss; none at 500 ms.
+        assert_eq!(reports[0].0, Duration::from_millis(280), "{reports:?}");
+        assert!(reports[0].1 > 0.0 && reports[0].2.is_none(), "{reports:?}");
+        assert!(reports[1].0 >= Duration::from_millis(780), "{reports:?}");
+        // Packet 48 is counted lost in one report and found in a later one,
+        // whose net loss takes it back (a share of that report's packets),
+        // while the fractions lost only count it.
+        let after: Vec<_> = reports
+            .iter()
+            .filter(|r| r.0 > Duration::from_millis(960))
+            .collect();
+        let nets: Vec<f64> = after.iter().filter_map(|r| r.2).collect();
+        assert!(nets.iter().any(|&n| n > 0.0), "{reports:?}");
+        assert!(nets.iter().any(|&n| n < 0.0), "{reports:?}");
+        assert!(after.iter().map(|r| r.1).sum::<f64>() > 0.0, "{reports:?}");
     }
 
     /// Under RFC 2198 each packet carries the one before it: a lost packet's

@@ -111,6 +111,11 @@ impl<'a> RedPayload<'a> {
     }
 }
 
+/// The length of the RED payload of `redundant` and `primary`.
+pub fn encoded_len(redundant: &[RedBlock<'_>], primary: &[u8]) -> usize {
+    redundant.iter().map(|b| 4 + b.data.len()).sum::<usize>() + 1 + primary.len()
+}
+
 /// Writes a RED payload into `out`: `redundant` oldest first, each with its
 /// payload type, timestamp offset and data, then the primary. Returns the
 /// length written, or `None` if `out` is too short or a block does not fit
@@ -121,7 +126,7 @@ pub fn write(
     primary: &[u8],
     out: &mut [u8],
 ) -> Option<usize> {
-    let len = redundant.iter().map(|b| 4 + b.data.len()).sum::<usize>() + 1 + primary.len();
+    let len = encoded_len(redundant, primary);
     if len > out.len() {
         return None;
     }
