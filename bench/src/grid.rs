@@ -316,6 +316,7 @@ pub fn call_with(
         while let Some(d) = back.poll_deliver(now) {
             sender.handle_datagram(now, wall, &d.packet.0);
         }
+        let mut reported = false;
         while let Some(event) = sender.poll_event() {
             match (event, &mut controller) {
                 (
@@ -328,25 +329,24 @@ pub fn call_with(
                     Some(controller),
                 ) => {
                     controller.on_report(now, fraction_lost, net_loss, rtt);
-                    let setting = controller.setting().with_red(true);
-                    encoder
-                        .adapt(&setting)
-                        .expect("the controller's settings are valid");
-                    sender.set_redundancy(setting.redundancy);
+                    reported = true;
                 }
                 (StreamEvent::Feedback(delivery), Some(controller)) => {
                     controller.on_feedback(now, &delivery);
-                    let setting = controller.setting().with_red(true);
-                    encoder
-                        .adapt(&setting)
-                        .expect("the controller's settings are valid");
-                    sender.set_redundancy(setting.redundancy);
+                    reported = true;
                 }
                 (StreamEvent::Report { fraction_lost, .. }, None) => {
                     encoder.set_expected_loss(fraction_lost);
                 }
                 _ => {}
             }
+        }
+        if let Some(controller) = controller.as_ref().filter(|_| reported) {
+            let setting = controller.setting().with_red(true);
+            encoder
+                .adapt(&setting)
+                .expect("the controller's settings are valid");
+            sender.set_redundancy(setting.redundancy);
         }
         // The speaker: it has consumed `rate` samples a second since 0.
         let consumed = elapsed.as_millis() as u64 * rate / 1000;

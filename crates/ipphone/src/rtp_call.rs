@@ -407,6 +407,8 @@ fn run(
                 Err(_) => break,
             }
         }
+        // Whether the far end said how our stream reaches it.
+        let mut reported = false;
         while let Some(event) = stream.poll_event() {
             match event {
                 StreamEvent::Media {
@@ -444,21 +446,22 @@ fn run(
                     ..
                 } => {
                     rate_control.on_report(now, fraction_lost, net_loss, rtt);
-                    let setting = rate_control.setting().with_red(red_ok);
-                    let _ = encoder.adapt(&setting);
-                    stream.set_redundancy(setting.redundancy);
+                    reported = true;
                 }
                 StreamEvent::Feedback(delivery) => {
                     red_ok = red_pt.is_some();
                     rate_control.on_feedback(now, &delivery);
-                    let setting = rate_control.setting().with_red(red_ok);
-                    let _ = encoder.adapt(&setting);
-                    stream.set_redundancy(setting.redundancy);
+                    reported = true;
                 }
                 StreamEvent::Bye { reason } => {
                     shared.end(HangupReason::Remote, reason.filter(|r| !r.is_empty()));
                 }
             }
+        }
+        if reported {
+            let setting = rate_control.setting().with_red(red_ok);
+            let _ = encoder.adapt(&setting);
+            stream.set_redundancy(setting.redundancy);
         }
         // Our digits, one after another, once the far end is heard.
         if counts.bytes_received > 0 && !digits.is_empty() && !dtmf_out.is_busy() {

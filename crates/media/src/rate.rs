@@ -50,9 +50,9 @@
 //! the copies, from the first report that takes the loss over [`RED_LOSS`]
 //! until [`RED_MEMORY`] after the last. The loss is a mean over reports of
 //! each report's net loss (by the cumulative count, which a packet that only
-//! came late takes back), so that reordering is not taken for loss. Otherwise Opus's in-band FEC sizes its
-//! redundancy to the expected loss (RFC 7587 §3.1.1), at a fraction of the
-//! rate and of the quality.
+//! came late takes back), so that reordering is not taken for loss.
+//! Otherwise Opus's in-band FEC sizes its redundancy to the expected loss
+//! (RFC 7587 §3.1.1), at a fraction of the rate and of the quality.
 //!
 //! From `W` come the packet time and the bitrate: the shortest packet time
 //! of 20, 40 and 60 ms that leaves Opus at least [`GOOD_BITRATE`] after the
@@ -310,8 +310,8 @@ impl RateController {
     }
 
     /// Copies per packet: while a loss was reported lately, on a path with
-    /// no queue that has not been overused lately; as many as the worst
-    /// loss asks for until it has been gone for [`RED_MEMORY`].
+    /// no queue, as many as the worst loss asks for (until it has been gone
+    /// for [`RED_MEMORY`]) and the link's last known capacity has room for.
     fn choose_redundancy(&mut self, now: Instant) {
         let lossy = self.lossy_until.is_some_and(|until| now < until);
         let wanted = match self.loss_mean {
