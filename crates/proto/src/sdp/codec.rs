@@ -134,8 +134,10 @@ pub fn is_red(format: &RtpFormat) -> bool {
 
 /// Whether a `red` format's `fmtp` carries only `pt`: the primary encoding
 /// and at least one redundant copy of it, `pt/pt[/pt...]` (RFC 2198 §5, as
-/// WebRTC writes it for Opus: `111/111`). A redundant block in another
-/// encoding, or any other shape, is RED ipphone does not send or decode.
+/// WebRTC writes it for Opus: `111/111`), with no more copies than
+/// [`crate::rtp::red::MAX_BLOCKS`], what ipphone's receiver takes. A
+/// redundant block in another encoding, or any other shape, is RED ipphone
+/// does not send or decode.
 pub fn red_protects(fmtp: &Fmtp, pt: Pt) -> bool {
     let [param] = fmtp.params.as_slice() else {
         return false;
@@ -150,7 +152,7 @@ pub fn red_protects(fmtp: &Fmtp, pt: Pt) -> bool {
         }
         blocks += 1;
     }
-    blocks >= 2
+    (2..=crate::rtp::red::MAX_BLOCKS + 1).contains(&blocks)
 }
 
 /// The `fmtp` parameters of a `red` format carrying `pt` and one redundant
@@ -253,6 +255,9 @@ mod tests {
         assert!(red_protects(&fmtp("111/111"), Pt(111)));
         assert!(red_protects(&fmtp("0/0/0"), Pt(0)));
         assert!(red_protects(&fmtp("96 / 96"), Pt(96)));
+        // The primary and four copies, the most a packet may carry here.
+        assert!(red_protects(&fmtp("0/0/0/0/0"), Pt(0)));
+        assert!(!red_protects(&fmtp("0/0/0/0/0/0"), Pt(0)));
         for other in [
             "111",
             "111/0",
