@@ -233,10 +233,10 @@ impl VoiceReceiver {
     }
 
     /// Buffers a redundant copy (RFC 2198) of an earlier frame, carried by a
-    /// later packet: it fills the frame's gap if that has
-    /// not been played yet. From the first copy on, the buffer holds a frame
-    /// more after each loss (as for Opus FEC), so that the next packet's
-    /// copy arrives before the gap has to be concealed.
+    /// later packet: it fills the frame's gap if that has not been played
+    /// yet. From the first copy on, the buffer holds a frame more after each
+    /// loss (as for Opus FEC), so that the next packet's copy arrives before
+    /// the gap has to be concealed.
     pub fn insert_redundant(&mut self, seq: u64, timestamp: u64, payload: &[u8]) {
         self.jitter.set_fec_lookahead(true);
         self.jitter.insert_recovered(seq, timestamp, payload);
@@ -336,9 +336,10 @@ impl VoiceReceiver {
     }
 
     pub fn counts(&self) -> VoiceCounts {
+        let stats = self.jitter.stats();
         VoiceCounts {
-            concealed: self.jitter.stats().lost,
-            red_recovered: self.jitter.stats().recovered,
+            concealed: stats.lost,
+            red_recovered: stats.recovered,
             ..self.counts
         }
     }
