@@ -495,12 +495,18 @@ fn redundancy_negotiated_in_sdp_brings_back_lost_packets() {
         ],
     ));
     // Everything but SIP (to or from the listener's port): RTP and RTCP.
+    // SIP is let through by rules of its own: nft folds `sport != P dport
+    // != P` into one comparison of both ports at once, which would drop
+    // SIP sent from P to any other port (the 200 OK, then 1.5 s of
+    // retransmissions before the caller's speech starts).
     let rules = dir.join("lossy.nft");
     let script = format!(
         "table inet lossy {{\n\
          chain out {{\n\
          type filter hook output priority 0; policy accept;\n\
-         udp sport != {port} udp dport != {port} numgen random mod 10 == 0 drop\n\
+         udp sport {port} accept\n\
+         udp dport {port} accept\n\
+         meta l4proto udp numgen random mod 10 == 0 drop\n\
          }}\n}}\n"
     );
     std::fs::write(&rules, &script).unwrap();
