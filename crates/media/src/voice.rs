@@ -142,12 +142,11 @@ impl VoiceEncoder {
         Ok(())
     }
 
-    /// Takes a rate controller's setting (bitrate, packet time, FEC, copies) for
+    /// Takes a rate controller's setting (bitrate, packet time, FEC) for
     /// the frames to come. G.711 has nothing to adapt.
     pub fn adapt(&mut self, setting: &Setting) -> Result<(), CodecError> {
         if let Encoder::Opus(encoder) = &mut self.inner {
             encoder.set_bitrate(setting.bitrate)?;
-            encoder.set_copies(setting.redundancy > 0)?;
             encoder.set_frame_ms(setting.frame_ms)?;
             self.config.frame_ms = setting.frame_ms;
         }

@@ -39,30 +39,14 @@ pub struct OpusEncoder {
     unsent: Option<usize>,
     /// The loss the far end last reported, in percent.
     loss_pct: u8,
-    /// The target bitrate, bit/s, and whether packets carry copies of
-    /// earlier frames: both choose the complexity.
-    bitrate: u32,
-    copies: bool,
     /// Samples encoded so far, and until when the path counts as lossy.
     encoded: u64,
     lossy_until: u64,
 }
 
-/// The encoder's complexity on a clean path where bits are plentiful (at
-/// least [`PLENTIFUL_BITRATE`]): no warped noise shaping and a shorter
-/// shaping filter. At 24 kbit/s it costs a quarter less encoder CPU than
-/// complexity 5 (0.6 % of a core against 0.8 % here) for 0.03 PESQ-WB on
-/// four speech files (0.08 at most): at that rate the bits, not the
-/// analysis, set the quality.
-const PLENTIFUL_COMPLEXITY: u8 = 3;
-/// From this bitrate on, a clean path codes at [`PLENTIFUL_COMPLEXITY`].
-const PLENTIFUL_BITRATE: u32 = 20_000;
-/// The complexity on a clean path where every bit counts: below
-/// [`PLENTIFUL_BITRATE`] (a slow link), or when packets carry redundant
-/// copies (RFC 2198) of the frames, which then stand in for lost ones. A
-/// fifth of the CPU of the default (about 0.8 % of a core for 16 kHz
-/// speech here, against 1.9 %), and no worse on speech (PESQ-WB 4.46
-/// against 4.31 at 24 kbit/s); at 16 kbit/s, 0.18 better than complexity 3.
+/// The encoder's complexity on a clean path: a fifth of the CPU of the
+/// default (about 0.8 % of a core for 16 kHz speech here, against 1.9 %),
+/// and no worse on speech (PESQ-WB 4.46 against 4.31 at 24 kbit/s).
 const CLEAN_COMPLEXITY: u8 = 5;
 /// The complexity while packets are being lost. Opus codes in-band FEC
 /// only when its effective rate, which counts complexity, clears a
@@ -73,15 +57,11 @@ const FEC_COMPLEXITY: u8 = 9;
 /// report of none is one second's luck as often as a clean path.
 const LOSS_MEMORY_SECONDS: u64 = 10;
 
-/// The complexity for a path that is `lossy` (FEC on) or not, at `bitrate`,
-/// with or without redundant `copies`.
-fn complexity(lossy: bool, bitrate: u32, copies: bool) -> u8 {
+fn complexity(lossy: bool) -> u8 {
     if lossy {
         FEC_COMPLEXITY
-    } else if copies || bitrate < PLENTIFUL_BITRATE {
-        CLEAN_COMPLEXITY
     } else {
-        PLENTIFUL_COMPLEXITY
+        CLEAN_COMPLEXITY
     }
 }
 
@@ -122,7 +102,7 @@ impl OpusEncoder {
             })
             .packet_loss_perc(expected_loss_pct.min(100))
             .dtx(false)
-            .complexity(complexity(expected_loss_pct > 0, bitrate, false))
+            .complexity(complexity(expected_loss_pct > 0))
             .build()
             .map_err(|e| setup(e.to_string()))?;
         Ok(Self {
@@ -132,8 +112,6 @@ impl OpusEncoder {
             vad: dtx.then(|| Vad::new(sample_rate)),
             unsent: None,
             loss_pct: expected_loss_pct.min(100),
-            bitrate,
-            copies: false,
             encoded: 0,
             lossy_until: if expected_loss_pct > 0 { u64::MAX } else { 0 },
         })
@@ -156,17 +134,7 @@ impl OpusEncoder {
     pub fn set_bitrate(&mut self, bitrate: u32) -> Result<(), CodecError> {
         self.inner
             .set_bitrate(bits(bitrate)?)
-            .map_err(|e| setup(e.to_string()))?;
-        self.bitrate = bitrate;
-        self.apply_loss()
-    }
-
-    /// Tells the encoder whether its packets carry redundant copies of
-    /// earlier frames (RFC 2198): a copy stands in for a lost frame, so
-    /// each frame is coded with more care.
-    pub fn set_copies(&mut self, copies: bool) -> Result<(), CodecError> {
-        self.copies = copies;
-        self.apply_loss()
+            .map_err(|e| setup(e.to_string()))
     }
 
     /// Changes the loss rate the FEC is sized for, 0 to 100 % (from RTCP
@@ -193,10 +161,9 @@ impl OpusEncoder {
                 .set_packet_loss_perc(percent)
                 .map_err(|e| setup(e.to_string()))?;
         }
-        let complexity = complexity(lossy, self.bitrate, self.copies);
-        if self.inner.complexity() != complexity {
+        if self.inner.complexity() != complexity(lossy) {
             self.inner
-                .set_complexity(complexity)
+                .set_complexity(complexity(lossy))
                 .map_err(|e| setup(e.to_string()))?;
         }
         Ok(())
@@ -634,7 +601,7 @@ mod tests {
         let second = 16_000;
         let mut encoder = OpusEncoder::new(16_000, 20, 24_000, true, 0, false).expect("valid");
         encode_all(&mut encoder, &input[..2 * second]);
-        assert_eq!(encoder.inner.complexity(), PLENTIFUL_COMPLEXITY);
+        assert_eq!(encoder.inner.complexity(), CLEAN_COMPLEXITY);
         assert_eq!(encoder.inner.packet_loss_perc(), 0);
         encoder.set_expected_loss(10).expect("valid");
         assert_eq!(encoder.inner.complexity(), FEC_COMPLEXITY);
@@ -647,31 +614,8 @@ mod tests {
         assert_eq!(encoder.inner.complexity(), FEC_COMPLEXITY, "within 10 s");
         encoder.set_expected_loss(0).expect("valid");
         encode_all(&mut encoder, &input[..2 * second]);
-        assert_eq!(
-            encoder.inner.complexity(),
-            PLENTIFUL_COMPLEXITY,
-            "10 s after"
-        );
+        assert_eq!(encoder.inner.complexity(), CLEAN_COMPLEXITY, "10 s after");
         assert_eq!(encoder.inner.packet_loss_perc(), 0);
-    }
-
-    /// On a clean path the encoder saves CPU where bits are plentiful, and
-    /// codes with more care where they are scarce (a slow link) or where a
-    /// frame's copy may have to stand in for it.
-    #[test]
-    fn complexity_follows_the_bitrate_and_the_copies() {
-        let mut encoder = OpusEncoder::new(16_000, 20, 24_000, true, 0, false).expect("valid");
-        assert_eq!(encoder.inner.complexity(), PLENTIFUL_COMPLEXITY);
-        encoder.set_bitrate(16_000).expect("valid");
-        assert_eq!(encoder.inner.complexity(), CLEAN_COMPLEXITY);
-        encoder.set_bitrate(32_000).expect("valid");
-        assert_eq!(encoder.inner.complexity(), PLENTIFUL_COMPLEXITY);
-        encoder.set_copies(true).expect("valid");
-        assert_eq!(encoder.inner.complexity(), CLEAN_COMPLEXITY);
-        encoder.set_expected_loss(10).expect("valid");
-        assert_eq!(encoder.inner.complexity(), FEC_COMPLEXITY);
-        let scarce = OpusEncoder::new(16_000, 20, 12_000, true, 0, false).expect("valid");
-        assert_eq!(scarce.inner.complexity(), CLEAN_COMPLEXITY);
     }
 
     #[test]
