@@ -38,7 +38,7 @@ use serde::Deserialize;
 pub struct Config {
     #[serde(default, rename = "account")]
     pub accounts: Vec<Account>,
-    /// Who may ring: see [`crate::screen::Rules`].
+    /// Who may ring (the screening rules: see the `screen` module).
     #[serde(default)]
     pub screening: crate::screen::Rules,
 }
