@@ -68,7 +68,9 @@ impl Codec {
 /// with the moments (and CPU times) its call connected and ended.
 struct Sampled {
     child: Child,
-    ticks: u64,
+    clock: crate::CpuClock,
+    /// CPU time so far, ns.
+    nanos: u64,
     exited: bool,
     connected: Option<(Instant, u64)>,
     ended: Option<(Instant, u64)>,
@@ -78,7 +80,8 @@ impl Sampled {
     fn new(child: Child) -> Self {
         Self {
             child,
-            ticks: 0,
+            clock: crate::CpuClock::default(),
+            nanos: 0,
             exited: false,
             connected: None,
             ended: None,
@@ -90,8 +93,8 @@ impl Sampled {
         if self.exited {
             return false;
         }
-        if let Some(t) = crate::cpu_ticks(self.child.id()) {
-            self.ticks = t;
+        if let Some(t) = self.clock.sample(self.child.id()) {
+            self.nanos = t;
         }
         if matches!(self.child.try_wait(), Ok(Some(_))) {
             self.exited = true;
@@ -100,7 +103,7 @@ impl Sampled {
     }
 
     fn mark(&mut self, connected: bool, ended: bool) {
-        let now = (Instant::now(), self.ticks);
+        let now = (Instant::now(), self.nanos);
         if connected && self.connected.is_none() {
             self.connected = Some(now);
         }
@@ -114,8 +117,7 @@ impl Sampled {
     fn cpu_percent(&self) -> Option<f64> {
         let ((from, a), (to, b)) = (self.connected?, self.ended?);
         let seconds = to.duration_since(from).as_secs_f64();
-        // Linux reports CPU time in clock ticks of 1/100 s.
-        (seconds > 1.0).then(|| (b - a) as f64 / 100.0 / seconds * 100.0)
+        (seconds > 1.0).then(|| (b - a) as f64 / 1e9 / seconds * 100.0)
     }
 
     /// SIGTERM, then SIGKILL: called once the call is over and its

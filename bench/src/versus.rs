@@ -602,7 +602,7 @@ pub fn markdown(rows: &[SipRow], loss: &[LossRow], nft: bool) -> String {
          excluded) arriving at each phone's address, IP and UDP headers included, divided \
          by the time the caller was connected: independent of the phones' own figures. \
          CPU: the sending phone's process, which also receives, from its call's connection \
-         to its end (/proc/PID/stat), as a percentage of one core; in the echo row, \
+         to its end (each thread's run time in /proc/PID/task/*/schedstat, to the nanosecond), as a percentage of one core; in the echo row, \
          baresip's.\n\n\
          | call | direction | codec | runs | PESQ mean | min | kind | delay ms | kbit/s on the wire | CPU % |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
