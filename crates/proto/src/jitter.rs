@@ -23,9 +23,8 @@
 //!   expand by about what reaches mid-band ([`JitterBuffer::deficit`]); above
 //!   it, accelerate by at most the excess over the target
 //!   ([`JitterBuffer::excess`]), and where the arrivals spread only once the
-//!   next packet is here, or after a second above the band
-//!   ([`JitterBuffer::excess_overdue`]); either goes on until the level is
-//!   back in the middle of the band. The
+//!   next packet is here; either goes on until the level is back in the
+//!   middle of the band. The
 //!   target is thus a floor, as a percentile only is when the playout delay
 //!   is at least that (NetEQ's band is `[3/4 target, target]`, below it).
 //!   Clock drift of a few per mille is absorbed one pitch period at a time.
@@ -245,9 +244,6 @@ pub struct JitterBuffer {
     level: Option<f64>,
     /// The stretch under way, kept until the level reaches mid-band.
     stretching: Stretch,
-    /// Frames for which the level has been above the band: an acceleration
-    /// wanted and not yet done.
-    accelerating_for: u32,
     stats: JitterStats,
 }
 
@@ -298,7 +294,6 @@ impl JitterBuffer {
             starved: 0,
             level: None,
             stretching: Stretch::Normal,
-            accelerating_for: 0,
             stats: JitterStats::default(),
             config,
         }
@@ -622,14 +617,8 @@ impl JitterBuffer {
         };
         // An acceleration is cut to what lies above the target (see
         // `excess`), so it cannot starve playout on its own; with the
-        // arrivals spread, it waits for the next packet too, but not for
-        // ever: where packets come on time, each is played before the next
-        // one arrives, and an excess would stay as delay.
-        self.accelerating_for = match self.stretching {
-            Stretch::Accelerate => self.accelerating_for.saturating_add(1),
-            _ => 0,
-        };
-        let safe = next_here || self.spread == 0 || self.excess_overdue();
+        // arrivals spread, it waits for the next packet too.
+        let safe = next_here || self.spread == 0;
         match self.stretching {
             Stretch::Accelerate if safe => {
                 self.stats.accelerated += 1;
@@ -663,16 +652,6 @@ impl JitterBuffer {
     pub fn excess(&self) -> u64 {
         self.level
             .map_or(0.0, |level| (level - self.target as f64).max(0.0)) as u64
-    }
-
-    /// Whether the level has been above the band for a second or more: an
-    /// acceleration that waited that long for the next packet, or for a
-    /// quiet frame to cut, goes ahead without. Continuous speech may have no
-    /// quiet frame for many seconds, and where packets come on time each is
-    /// played before the next arrives; either way the excess would stay as
-    /// delay.
-    pub fn excess_overdue(&self) -> bool {
-        self.accelerating_for > ACCELERATE_WAIT_FRAMES
     }
 
     /// How much longer the frame just given out may be played to bring the
@@ -1011,10 +990,6 @@ impl JitterBuffer {
 
 /// Weight of a new measurement in the filtered level: about ten frames.
 const LEVEL_SMOOTHING: f64 = 0.1;
-/// How many frames an acceleration waits for the right moment (the next
-/// packet here, a quiet frame) before it goes ahead without: a second of
-/// 20 ms frames.
-const ACCELERATE_WAIT_FRAMES: u32 = 50;
 /// How long a loss keeps the frame held for FEC: losses come and go on a
 /// path, and each change of the target is a stretch that can be heard.
 const LOSS_MEMORY: Duration = Duration::from_secs(10);
