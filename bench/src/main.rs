@@ -562,3 +562,37 @@ fn markdown(rows: &[Row]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The clock counts a thread's run time, and still counts it once the
+    /// thread has ended.
+    #[test]
+    fn cpu_clock_counts_threads_that_have_ended() {
+        let mut clock = CpuClock::default();
+        let pid = std::process::id();
+        let before = clock.sample(pid).expect("our own process");
+        let busy = std::thread::spawn(|| {
+            let start = Instant::now();
+            let mut x = 0u64;
+            while start.elapsed() < Duration::from_millis(200) {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+            }
+            x
+        });
+        std::thread::sleep(Duration::from_millis(150));
+        let during = clock.sample(pid).expect("our own process");
+        busy.join().unwrap();
+        let after = clock.sample(pid).expect("our own process");
+        assert!(
+            during >= before + 10_000_000,
+            "{before} ns, then {during} ns"
+        );
+        assert!(
+            after >= during,
+            "{during} ns, then {after} ns once it ended"
+        );
+    }
+}
