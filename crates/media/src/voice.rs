@@ -242,6 +242,12 @@ impl VoiceReceiver {
         self.jitter.insert_recovered(seq, timestamp, payload);
     }
 
+    /// Whether the next [`VoiceReceiver::pull`] decodes a packet that is
+    /// here (see [`JitterBuffer::next_ready`]).
+    pub fn next_ready(&self) -> bool {
+        self.jitter.next_ready()
+    }
+
     /// Appends the next piece of audio for the speaker to `out` (one frame,
     /// longer or shorter when the buffer is time-stretching) and returns how
     /// many samples it appended; never 0, so the speaker keeps time.
