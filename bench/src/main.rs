@@ -544,6 +544,15 @@ fn markdown(rows: &[Row]) -> String {
          | scenario | direction | protocol | runs | delay ms (mean) | min | max | correlation | payload kbit/s | CPU % |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
     );
+    // Which Opus encoder ran, in ipphone and in the grid: libopus where the
+    // system has it, else the built-in ropus (see crates/media/src/codec/libopus.rs).
+    let encoder = media::codec::opus::EncoderKind::preferred()
+        .map_or_else(|e| e.to_string(), |kind| kind.describe());
+    s = s.replacen(
+        "\n\n| scenario",
+        &format!("\n\nOpus encoder in this run: {encoder}.\n\n| scenario"),
+        1,
+    );
     for r in rows {
         let opt = |v: Option<f64>| v.map_or("-".to_string(), |x| x.to_string());
         s.push_str(&format!(

@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod g711;
+mod libopus;
 pub mod mp3;
 pub mod opus;
 pub mod resample;

@@ -4,7 +4,8 @@
 //! The codec is `ropus`, a pure-Rust port of libopus (fixed point) that is
 //! bit-exact against the C reference, so the default build needs no C
 //! toolchain, no cmake and no libopus. Its packets and libopus's decode the
-//! same either way.
+//! same either way. Where the system has libopus, its encoder is used
+//! instead: it costs about a third less CPU ([`super::libopus`]).
 //!
 //! Delay: the encoder looks ahead 2.5 ms plus 4 ms of delay compensation
 //! ([`OpusEncoder::lookahead`]); the decoded audio follows the input by that
@@ -14,6 +15,7 @@
 use ropus::{Application, Bitrate, Channels, DecodeMode, Decoder, Encoder, InbandFec};
 
 use crate::codec::error::CodecError;
+use crate::codec::libopus::{self, Choice};
 use crate::dsp::vad::{Activity, Vad};
 
 /// Sample rates Opus runs at, in Hz.
@@ -25,9 +27,81 @@ pub const MAX_PACKET: usize = 1_275;
 
 const CODEC: &str = "Opus";
 
+/// Which Opus encoder an [`OpusEncoder`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncoderKind {
+    /// ropus, built in.
+    Builtin,
+    /// The system's libopus ([`super::libopus`]).
+    System,
+}
+
+impl EncoderKind {
+    /// libopus where it loads, unless `IPPHONE_OPUS` says otherwise.
+    pub fn preferred() -> Result<Self, CodecError> {
+        match Choice::from_env() {
+            Choice::Builtin => Ok(EncoderKind::Builtin),
+            Choice::System => libopus::version()
+                .map(|_| EncoderKind::System)
+                .map_err(|e| setup(format!("IPPHONE_OPUS=libopus: {e}"))),
+            Choice::Auto if libopus::version().is_ok() => Ok(EncoderKind::System),
+            Choice::Auto => Ok(EncoderKind::Builtin),
+        }
+    }
+
+    /// What it is, for logs and the bench: `ropus` or libopus's version.
+    pub fn describe(self) -> String {
+        match self {
+            EncoderKind::Builtin => "ropus 0.12 (built in)".into(),
+            EncoderKind::System => libopus::version().unwrap_or("libopus").into(),
+        }
+    }
+}
+
+enum Engine {
+    Builtin(Box<Encoder>),
+    System(libopus::Encoder),
+}
+
+impl Engine {
+    fn set_bitrate(&mut self, bitrate: u32) -> Result<(), CodecError> {
+        let checked = bits(bitrate)?;
+        self.set(|e| e.set_bitrate(checked), |e| e.set_bitrate(bitrate))
+    }
+
+    fn set_packet_loss_perc(&mut self, percent: u8) -> Result<(), CodecError> {
+        self.set(
+            |e| e.set_packet_loss_perc(percent),
+            |e| e.set_packet_loss_perc(percent),
+        )
+    }
+
+    fn set_complexity(&mut self, complexity: u8) -> Result<(), CodecError> {
+        self.set(
+            |e| e.set_complexity(complexity),
+            |e| e.set_complexity(complexity),
+        )
+    }
+
+    /// One setting, given to whichever encoder this is.
+    fn set<E: std::fmt::Display>(
+        &mut self,
+        builtin: impl FnOnce(&mut Encoder) -> Result<(), E>,
+        system: impl FnOnce(&mut libopus::Encoder) -> Result<(), String>,
+    ) -> Result<(), CodecError> {
+        match self {
+            Engine::Builtin(encoder) => builtin(encoder).map_err(|e| setup(e.to_string())),
+            Engine::System(encoder) => system(encoder).map_err(setup),
+        }
+    }
+}
+
 /// Encodes mono speech into Opus packets, one frame per packet.
 pub struct OpusEncoder {
-    inner: Encoder,
+    inner: Engine,
+    /// The complexity and expected loss the engine was last given.
+    complexity: u8,
+    loss_set: u8,
     sample_rate: u32,
     frame_samples: usize,
     /// With DTX: which frames are pauses. Opus's own DTX stays off: its
@@ -80,7 +154,31 @@ impl OpusEncoder {
     /// rate (SILK LBRR, RFC 6716 §4.2.4), which the encoder spends bits on
     /// in proportion to `expected_loss_pct`: at 0 % it sends none. With
     /// `dtx`, pauses are not sent at all (see [`OpusEncoder::encode`]).
+    ///
+    /// The encoder is [`EncoderKind::preferred`].
     pub fn new(
+        sample_rate: u32,
+        frame_ms: u32,
+        bitrate: u32,
+        fec: bool,
+        expected_loss_pct: u8,
+        dtx: bool,
+    ) -> Result<Self, CodecError> {
+        let kind = EncoderKind::preferred()?;
+        Self::with_kind(
+            kind,
+            sample_rate,
+            frame_ms,
+            bitrate,
+            fec,
+            expected_loss_pct,
+            dtx,
+        )
+    }
+
+    /// As [`OpusEncoder::new`], with the encoder `kind`.
+    pub fn with_kind(
+        kind: EncoderKind,
         sample_rate: u32,
         frame_ms: u32,
         bitrate: u32,
@@ -93,20 +191,38 @@ impl OpusEncoder {
                 "{sample_rate} Hz with {frame_ms} ms frames is not an Opus setting"
             )));
         }
-        let inner = Encoder::builder(sample_rate, Channels::Mono, Application::Voip)
-            .bitrate(bits(bitrate)?)
-            .inband_fec(if fec {
-                InbandFec::Enabled
-            } else {
-                InbandFec::Disabled
-            })
-            .packet_loss_perc(expected_loss_pct.min(100))
-            .dtx(false)
-            .complexity(complexity(expected_loss_pct > 0))
-            .build()
-            .map_err(|e| setup(e.to_string()))?;
+        let loss = expected_loss_pct.min(100);
+        let complexity = complexity(loss > 0);
+        let inner = match kind {
+            EncoderKind::Builtin => Engine::Builtin(Box::new(
+                Encoder::builder(sample_rate, Channels::Mono, Application::Voip)
+                    .bitrate(bits(bitrate)?)
+                    .inband_fec(if fec {
+                        InbandFec::Enabled
+                    } else {
+                        InbandFec::Disabled
+                    })
+                    .packet_loss_perc(loss)
+                    .dtx(false)
+                    .complexity(complexity)
+                    .build()
+                    .map_err(|e| setup(e.to_string()))?,
+            )),
+            EncoderKind::System => {
+                bits(bitrate)?;
+                let mut encoder = libopus::Encoder::new(sample_rate).map_err(setup)?;
+                encoder.set_bitrate(bitrate).map_err(setup)?;
+                encoder.set_inband_fec(fec).map_err(setup)?;
+                encoder.set_packet_loss_perc(loss).map_err(setup)?;
+                encoder.set_dtx(false).map_err(setup)?;
+                encoder.set_complexity(complexity).map_err(setup)?;
+                Engine::System(encoder)
+            }
+        };
         Ok(Self {
             inner,
+            complexity,
+            loss_set: loss,
             sample_rate,
             frame_samples: (sample_rate * frame_ms / 1000) as usize,
             vad: dtx.then(|| Vad::new(sample_rate)),
@@ -132,9 +248,30 @@ impl OpusEncoder {
     /// Changes the target bitrate from the next frame on, keeping the
     /// encoder's state (for congestion control).
     pub fn set_bitrate(&mut self, bitrate: u32) -> Result<(), CodecError> {
-        self.inner
-            .set_bitrate(bits(bitrate)?)
-            .map_err(|e| setup(e.to_string()))
+        self.inner.set_bitrate(bitrate)
+    }
+
+    /// The complexity and expected loss the encoder itself reports.
+    #[cfg(test)]
+    fn engine_settings(&self) -> (u32, u32) {
+        match &self.inner {
+            Engine::Builtin(encoder) => (
+                u32::from(encoder.complexity()),
+                u32::from(encoder.packet_loss_perc()),
+            ),
+            Engine::System(encoder) => (
+                encoder.complexity().expect("libopus answers"),
+                encoder.packet_loss_perc().expect("libopus answers"),
+            ),
+        }
+    }
+
+    /// Which encoder this is.
+    pub fn kind(&self) -> EncoderKind {
+        match self.inner {
+            Engine::Builtin(_) => EncoderKind::Builtin,
+            Engine::System(_) => EncoderKind::System,
+        }
     }
 
     /// Changes the loss rate the FEC is sized for, 0 to 100 % (from RTCP
@@ -156,15 +293,14 @@ impl OpusEncoder {
         let lossy = self.encoded < self.lossy_until;
         // While lossy, at least 5 %, even when the last report said none.
         let percent = if lossy { self.loss_pct.max(5) } else { 0 };
-        if self.inner.packet_loss_perc() != percent {
-            self.inner
-                .set_packet_loss_perc(percent)
-                .map_err(|e| setup(e.to_string()))?;
+        if self.loss_set != percent {
+            self.inner.set_packet_loss_perc(percent)?;
+            self.loss_set = percent;
         }
-        if self.inner.complexity() != complexity(lossy) {
-            self.inner
-                .set_complexity(complexity(lossy))
-                .map_err(|e| setup(e.to_string()))?;
+        let wanted = complexity(lossy);
+        if self.complexity != wanted {
+            self.inner.set_complexity(wanted)?;
+            self.complexity = wanted;
         }
         Ok(())
     }
@@ -177,7 +313,13 @@ impl OpusEncoder {
     /// The encoder's lookahead in samples at its rate: how far the decoded
     /// audio lags the input.
     pub fn lookahead(&self) -> usize {
-        self.inner.lookahead() as usize
+        match &self.inner {
+            Engine::Builtin(encoder) => encoder.lookahead() as usize,
+            // What every libopus and ropus answers: 2.5 ms and 4 ms.
+            Engine::System(encoder) => encoder
+                .lookahead()
+                .map_or(self.sample_rate as usize * 13 / 2000, |n| n as usize),
+        }
     }
 
     /// Encodes one frame of exactly [`OpusEncoder::frame_samples`] samples
@@ -211,13 +353,14 @@ impl OpusEncoder {
             self.apply_loss()?;
         }
         let activity = self.vad.as_mut().map(|vad| vad.classify(pcm));
-        let len = self
-            .inner
-            .encode(pcm, out)
-            .map_err(|e| CodecError::Encode {
-                codec: CODEC,
-                reason: e.to_string(),
-            })?;
+        let len = match &mut self.inner {
+            Engine::Builtin(encoder) => encoder.encode(pcm, out).map_err(|e| e.to_string()),
+            Engine::System(encoder) => encoder.encode(pcm, out),
+        }
+        .map_err(|reason| CodecError::Encode {
+            codec: CODEC,
+            reason,
+        })?;
         let keepalive = self
             .unsent
             .is_none_or(|n| n + pcm.len() > KEEPALIVE_SECONDS * self.sample_rate as usize);
@@ -350,6 +493,16 @@ mod tests {
     /// which the README's test command installs).
     const SPEECH: &str = "/usr/share/codec2/raw/speech_orig_16k.wav";
 
+    /// Both encoders. libopus must be installed (Debian `libopus0`, which
+    /// the README's test command installs): a test that skipped it would
+    /// pass without testing what calls run.
+    fn kinds() -> [EncoderKind; 2] {
+        if let Err(e) = libopus::version() {
+            panic!("{e}: run scripts/test, which installs it");
+        }
+        [EncoderKind::Builtin, EncoderKind::System]
+    }
+
     fn speech(rate: u32) -> Vec<i16> {
         let reader = hound::WavReader::open(SPEECH).unwrap_or_else(|e| {
             panic!("cannot read {SPEECH} ({e}): run scripts/test, which installs codec2-examples")
@@ -390,12 +543,20 @@ mod tests {
 
     #[test]
     fn speech_survives_every_rate_and_frame_length() {
+        for kind in kinds() {
+            speech_survives_every_rate_and_frame_length_with(kind);
+        }
+    }
+
+    fn speech_survives_every_rate_and_frame_length_with(kind: EncoderKind) {
+        eprintln!("{}", kind.describe());
         for rate in [8_000, 16_000, 48_000] {
             let input = speech(rate);
             let input = &input[..input.len() / 3];
             for frame_ms in FRAME_MS {
-                let mut encoder = OpusEncoder::new(rate, frame_ms, 24_000, false, 0, false)
-                    .expect("valid settings");
+                let mut encoder =
+                    OpusEncoder::with_kind(kind, rate, frame_ms, 24_000, false, 0, false)
+                        .expect("valid settings");
                 let mut decoder = OpusDecoder::new(rate).expect("valid rate");
                 let mut output = Vec::new();
                 let mut buffer = vec![0i16; rate as usize * 120 / 1000];
@@ -430,9 +591,16 @@ mod tests {
 
     #[test]
     fn in_band_fec_recovers_lost_frames_better_than_concealment() {
+        for kind in kinds() {
+            in_band_fec_recovers_lost_frames_better_than_concealment_with(kind);
+        }
+    }
+
+    fn in_band_fec_recovers_lost_frames_better_than_concealment_with(kind: EncoderKind) {
+        eprintln!("{}", kind.describe());
         let input = speech(16_000);
-        let mut encoder =
-            OpusEncoder::new(16_000, 20, 24_000, true, 20, false).expect("valid settings");
+        let mut encoder = OpusEncoder::with_kind(kind, 16_000, 20, 24_000, true, 20, false)
+            .expect("valid settings");
         let delay = encoder.lookahead();
         let packets: Vec<Vec<u8>> = encode_all(&mut encoder, &input)
             .into_iter()
@@ -479,7 +647,8 @@ mod tests {
         );
         assert!(fec_snr > 3.0, "FEC {fec_snr:.1} dB");
         // Without FEC in the packets, decode_fec falls back to concealment.
-        let mut plain = OpusEncoder::new(16_000, 20, 24_000, false, 20, false).expect("valid");
+        let mut plain =
+            OpusEncoder::with_kind(kind, 16_000, 20, 24_000, false, 20, false).expect("valid");
         let packets: Vec<Vec<u8>> = encode_all(&mut plain, &input[..16_000])
             .into_iter()
             .flatten()
@@ -500,12 +669,19 @@ mod tests {
 
     #[test]
     fn dtx_sends_almost_nothing_for_silence() {
+        for kind in kinds() {
+            dtx_sends_almost_nothing_for_silence_with(kind);
+        }
+    }
+
+    fn dtx_sends_almost_nothing_for_silence_with(kind: EncoderKind) {
+        eprintln!("{}", kind.describe());
         let speech = speech(16_000);
         let mut input = vec![0i16; 32_000];
         input.extend_from_slice(&speech[..32_000]);
         for dtx in [false, true] {
-            let mut encoder =
-                OpusEncoder::new(16_000, 20, 24_000, false, 0, dtx).expect("valid settings");
+            let mut encoder = OpusEncoder::with_kind(kind, 16_000, 20, 24_000, false, 0, dtx)
+                .expect("valid settings");
             let packets = encode_all(&mut encoder, &input);
             let (silence, talk) = packets.split_at(100);
             let sent = silence.iter().flatten().count();
@@ -531,6 +707,13 @@ mod tests {
     /// ten of a microphone's faint noise, two of speech again.
     #[test]
     fn dtx_sends_nothing_in_a_pause_of_faint_noise_and_every_onset() {
+        for kind in kinds() {
+            dtx_sends_nothing_in_a_pause_of_faint_noise_and_every_onset_with(kind);
+        }
+    }
+
+    fn dtx_sends_nothing_in_a_pause_of_faint_noise_and_every_onset_with(kind: EncoderKind) {
+        eprintln!("{}", kind.describe());
         let speech = speech(16_000);
         let mut input = speech[..32_000].to_vec();
         // White noise at -60 dBFS (uniform, peak 57).
@@ -542,7 +725,8 @@ mod tests {
             ((state >> 16) as i16 as i32 * 57 / 32_768) as i16
         }));
         input.extend_from_slice(&speech[32_000..64_000]);
-        let mut encoder = OpusEncoder::new(16_000, 20, 24_000, true, 5, true).expect("valid");
+        let mut encoder =
+            OpusEncoder::with_kind(kind, 16_000, 20, 24_000, true, 5, true).expect("valid");
         let packets = encode_all(&mut encoder, &input);
         let (talk, rest) = packets.split_at(100);
         let (pause, again) = rest.split_at(500);
@@ -597,31 +781,55 @@ mod tests {
     /// last report of one.
     #[test]
     fn fec_and_its_complexity_follow_the_reported_loss() {
+        for kind in kinds() {
+            fec_and_its_complexity_follow_the_reported_loss_with(kind);
+        }
+    }
+
+    fn fec_and_its_complexity_follow_the_reported_loss_with(kind: EncoderKind) {
+        eprintln!("{}", kind.describe());
         let input = speech(16_000);
         let second = 16_000;
-        let mut encoder = OpusEncoder::new(16_000, 20, 24_000, true, 0, false).expect("valid");
+        let mut encoder =
+            OpusEncoder::with_kind(kind, 16_000, 20, 24_000, true, 0, false).expect("valid");
         encode_all(&mut encoder, &input[..2 * second]);
-        assert_eq!(encoder.inner.complexity(), CLEAN_COMPLEXITY);
-        assert_eq!(encoder.inner.packet_loss_perc(), 0);
+        assert_eq!(encoder.engine_settings().0, u32::from(CLEAN_COMPLEXITY));
+        assert_eq!(encoder.engine_settings().1, 0);
         encoder.set_expected_loss(10).expect("valid");
-        assert_eq!(encoder.inner.complexity(), FEC_COMPLEXITY);
-        assert_eq!(encoder.inner.packet_loss_perc(), 10);
+        assert_eq!(encoder.engine_settings().0, u32::from(FEC_COMPLEXITY));
+        assert_eq!(encoder.engine_settings().1, 10);
         encode_all(&mut encoder, &input[..2 * second]);
         // A report of no loss: FEC stays, at its least.
         encoder.set_expected_loss(0).expect("valid");
-        assert_eq!(encoder.inner.packet_loss_perc(), 5);
+        assert_eq!(encoder.engine_settings().1, 5);
         encode_all(&mut encoder, &input[..7 * second]);
-        assert_eq!(encoder.inner.complexity(), FEC_COMPLEXITY, "within 10 s");
+        assert_eq!(
+            encoder.engine_settings().0,
+            u32::from(FEC_COMPLEXITY),
+            "within 10 s"
+        );
         encoder.set_expected_loss(0).expect("valid");
         encode_all(&mut encoder, &input[..2 * second]);
-        assert_eq!(encoder.inner.complexity(), CLEAN_COMPLEXITY, "10 s after");
-        assert_eq!(encoder.inner.packet_loss_perc(), 0);
+        assert_eq!(
+            encoder.engine_settings().0,
+            u32::from(CLEAN_COMPLEXITY),
+            "10 s after"
+        );
+        assert_eq!(encoder.engine_settings().1, 0);
     }
 
     #[test]
     fn bitrate_and_loss_change_at_run_time() {
+        for kind in kinds() {
+            bitrate_and_loss_change_at_run_time_with(kind);
+        }
+    }
+
+    fn bitrate_and_loss_change_at_run_time_with(kind: EncoderKind) {
+        eprintln!("{}", kind.describe());
         let input = speech(16_000);
-        let mut encoder = OpusEncoder::new(16_000, 20, 12_000, true, 0, false).expect("valid");
+        let mut encoder =
+            OpusEncoder::with_kind(kind, 16_000, 20, 12_000, true, 0, false).expect("valid");
         let bytes = |encoder: &mut OpusEncoder, range: std::ops::Range<usize>| -> usize {
             encode_all(encoder, &input[range])
                 .iter()
@@ -648,9 +856,17 @@ mod tests {
     /// decodes to its own length and the speech runs on unbroken.
     #[test]
     fn frame_length_changes_at_run_time() {
+        for kind in kinds() {
+            frame_length_changes_at_run_time_with(kind);
+        }
+    }
+
+    fn frame_length_changes_at_run_time_with(kind: EncoderKind) {
+        eprintln!("{}", kind.describe());
         let input = speech(16_000);
         let input = &input[..48_000];
-        let mut encoder = OpusEncoder::new(16_000, 20, 16_000, true, 5, false).expect("valid");
+        let mut encoder =
+            OpusEncoder::with_kind(kind, 16_000, 20, 16_000, true, 5, false).expect("valid");
         let mut decoder = OpusDecoder::new(16_000).expect("valid");
         assert!(encoder.set_frame_ms(25).is_err());
         let (mut at, mut n) = (0, 0);
@@ -685,10 +901,18 @@ mod tests {
 
     #[test]
     fn misuse_and_garbage_are_errors_not_panics() {
-        assert!(OpusEncoder::new(44_100, 20, 24_000, false, 0, false).is_err());
-        assert!(OpusEncoder::new(16_000, 25, 24_000, false, 0, false).is_err());
+        for kind in kinds() {
+            misuse_and_garbage_are_errors_not_panics_with(kind);
+        }
+    }
+
+    fn misuse_and_garbage_are_errors_not_panics_with(kind: EncoderKind) {
+        eprintln!("{}", kind.describe());
+        assert!(OpusEncoder::with_kind(kind, 44_100, 20, 24_000, false, 0, false).is_err());
+        assert!(OpusEncoder::with_kind(kind, 16_000, 25, 24_000, false, 0, false).is_err());
         assert!(OpusDecoder::new(11_025).is_err());
-        let mut encoder = OpusEncoder::new(16_000, 20, 24_000, false, 0, false).expect("valid");
+        let mut encoder =
+            OpusEncoder::with_kind(kind, 16_000, 20, 24_000, false, 0, false).expect("valid");
         let mut packet = [0u8; MAX_PACKET];
         assert!(matches!(
             encoder.encode(&[0; 100], &mut packet),
