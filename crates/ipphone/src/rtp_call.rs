@@ -418,6 +418,8 @@ fn run(
         }
         // Whether the far end said how our stream reaches it.
         let mut reported = false;
+        // Whether this wake-up brought audio.
+        let mut arrived = false;
         while let Some(event) = stream.poll_event() {
             match event {
                 StreamEvent::Media {
@@ -428,6 +430,7 @@ fn run(
                     redundant,
                     ..
                 } if pt == recv_pt => {
+                    arrived = true;
                     if redundant {
                         receiver.insert_redundant(seq, timestamp, &payload);
                     } else {
@@ -513,15 +516,18 @@ fn run(
             }
         }
 
-        // The speaker's clock pulls the next frame when it runs low; a frame
-        // whose packet is already here is pulled at once when that moment
-        // is near, for the moment it names, which saves a wake-up.
+        // The speaker's clock pulls the next frame when it runs low. In a
+        // wake-up that brought audio, a frame whose packet is here is pulled
+        // at once when that moment is near, for the moment it names, which
+        // saves a wake-up. (Not in others: woken for the microphone just
+        // before the next packet comes, the buffer would decide without it,
+        // and an acceleration waits for the next packet to be here.)
         loop {
             let at = if speaker.queued_time() < LOW_WATER {
                 now
             } else {
                 let low_at = speaker.low_at(LOW_WATER, now);
-                if low_at > now + PULL_AHEAD || !receiver.next_ready() {
+                if !arrived || low_at > now + PULL_AHEAD || !receiver.next_ready() {
                     break;
                 }
                 low_at
@@ -589,6 +595,11 @@ fn run(
         }
     }
     publish(published, &stream, &receiver, &counts, start.elapsed());
+    tracing::debug!(
+        "jitter buffer at hang-up: {:?}; {:?}",
+        receiver.jitter().stats(),
+        receiver.counts()
+    );
     Ok(())
 }
 
