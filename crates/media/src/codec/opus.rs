@@ -99,7 +99,8 @@ impl Engine {
 /// Encodes mono speech into Opus packets, one frame per packet.
 pub struct OpusEncoder {
     inner: Engine,
-    /// The complexity and expected loss the engine was last given.
+    /// The bitrate, complexity and expected loss the engine was last given.
+    bitrate: u32,
     complexity: u8,
     loss_set: u8,
     sample_rate: u32,
@@ -118,10 +119,22 @@ pub struct OpusEncoder {
     lossy_until: u64,
 }
 
-/// The encoder's complexity on a clean path: a fifth of the CPU of the
-/// default (about 0.8 % of a core for 16 kHz speech here, against 1.9 %),
-/// and no worse on speech (PESQ-WB 4.46 against 4.31 at 24 kbit/s).
+/// The encoder's complexity on a clean path below [`CHEAP_FROM`]: a fifth
+/// of the CPU of the default (about 0.8 % of a core for 16 kHz speech
+/// here, against 1.9 %), and no worse on speech (PESQ-WB 4.46 against 4.31
+/// at 24 kbit/s).
 const CLEAN_COMPLEXITY: u8 = 5;
+/// The complexity on a clean path from [`CHEAP_FROM`] up, where the
+/// default call runs. libopus 1.3.1, 16 kHz speech, PESQ-WB of the offline
+/// round trip (codec2's Harvard sentences / LibriVox), complexity 2 against 5:
+/// 4.41 / 4.24 against 4.45 / 4.28 at 24 kbit/s, 4.49 / 4.33 against
+/// 4.53 / 4.36 at 32; in a call's rhythm the encoder takes about 170 µs a
+/// frame against 215, a fifth of the call's CPU less. Below 24 kbit/s the
+/// price climbs (4.00 / 3.65 against 4.19 / 3.95 at 16), so the rates a
+/// slow link is given keep complexity 5.
+const CHEAP_COMPLEXITY: u8 = 2;
+/// See [`CHEAP_COMPLEXITY`].
+const CHEAP_FROM: u32 = 24_000;
 /// The complexity while packets are being lost. Opus codes in-band FEC
 /// only when its effective rate, which counts complexity, clears a
 /// threshold: at 24 kbit/s, 8 and more do, 7 and less do not (the bench's
@@ -131,9 +144,11 @@ const FEC_COMPLEXITY: u8 = 9;
 /// report of none is one second's luck as often as a clean path.
 const LOSS_MEMORY_SECONDS: u64 = 10;
 
-fn complexity(lossy: bool) -> u8 {
+fn complexity(lossy: bool, bitrate: u32) -> u8 {
     if lossy {
         FEC_COMPLEXITY
+    } else if bitrate >= CHEAP_FROM {
+        CHEAP_COMPLEXITY
     } else {
         CLEAN_COMPLEXITY
     }
@@ -192,7 +207,7 @@ impl OpusEncoder {
             )));
         }
         let loss = expected_loss_pct.min(100);
-        let complexity = complexity(loss > 0);
+        let complexity = complexity(loss > 0, bitrate);
         let inner = match kind {
             EncoderKind::Builtin => Engine::Builtin(Box::new(
                 Encoder::builder(sample_rate, Channels::Mono, Application::Voip)
@@ -221,6 +236,7 @@ impl OpusEncoder {
         };
         Ok(Self {
             inner,
+            bitrate,
             complexity,
             loss_set: loss,
             sample_rate,
@@ -248,7 +264,9 @@ impl OpusEncoder {
     /// Changes the target bitrate from the next frame on, keeping the
     /// encoder's state (for congestion control).
     pub fn set_bitrate(&mut self, bitrate: u32) -> Result<(), CodecError> {
-        self.inner.set_bitrate(bitrate)
+        self.inner.set_bitrate(bitrate)?;
+        self.bitrate = bitrate;
+        self.apply_loss()
     }
 
     /// The complexity and expected loss the encoder itself reports.
@@ -297,7 +315,7 @@ impl OpusEncoder {
             self.inner.set_packet_loss_perc(percent)?;
             self.loss_set = percent;
         }
-        let wanted = complexity(lossy);
+        let wanted = complexity(lossy, self.bitrate);
         if self.complexity != wanted {
             self.inner.set_complexity(wanted)?;
             self.complexity = wanted;
@@ -776,9 +794,9 @@ mod tests {
         assert!(alignment.lag <= 2, "{alignment:?}");
     }
 
-    /// A clean path costs neither FEC bits nor the complexity FEC needs; a
-    /// reported loss turns both on, and they stay on for 10 s after the
-    /// last report of one.
+    /// A clean path costs neither FEC bits nor the complexity FEC needs (and
+    /// from 24 kbit/s up, not even the usual complexity); a reported loss
+    /// turns both on, and they stay on for 10 s after the last report of one.
     #[test]
     fn fec_and_its_complexity_follow_the_reported_loss() {
         for kind in kinds() {
@@ -793,8 +811,13 @@ mod tests {
         let mut encoder =
             OpusEncoder::with_kind(kind, 16_000, 20, 24_000, true, 0, false).expect("valid");
         encode_all(&mut encoder, &input[..2 * second]);
-        assert_eq!(encoder.engine_settings().0, u32::from(CLEAN_COMPLEXITY));
+        assert_eq!(encoder.engine_settings().0, u32::from(CHEAP_COMPLEXITY));
         assert_eq!(encoder.engine_settings().1, 0);
+        // A lower rate (a slow link) is worth the usual complexity.
+        encoder.set_bitrate(16_000).expect("valid");
+        assert_eq!(encoder.engine_settings().0, u32::from(CLEAN_COMPLEXITY));
+        encoder.set_bitrate(24_000).expect("valid");
+        assert_eq!(encoder.engine_settings().0, u32::from(CHEAP_COMPLEXITY));
         encoder.set_expected_loss(10).expect("valid");
         assert_eq!(encoder.engine_settings().0, u32::from(FEC_COMPLEXITY));
         assert_eq!(encoder.engine_settings().1, 10);
@@ -812,7 +835,7 @@ mod tests {
         encode_all(&mut encoder, &input[..2 * second]);
         assert_eq!(
             encoder.engine_settings().0,
-            u32::from(CLEAN_COMPLEXITY),
+            u32::from(CHEAP_COMPLEXITY),
             "10 s after"
         );
         assert_eq!(encoder.engine_settings().1, 0);
