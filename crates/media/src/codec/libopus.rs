@@ -2,12 +2,12 @@
 //! (Debian's `libopus0`), for [`super::opus::OpusEncoder`].
 //!
 //! It is the same codec as the built-in `ropus`, which ports it: the two
-//! make packets that decode the same, at the same quality (PESQ-WB 4.45 and
-//! 4.47 for the test speech at 24 kbit/s). But libopus picks SIMD code for
-//! the CPU at run time (SSE4.1, AVX2) where ropus has none, and in a call
-//! its encoder costs about a third less: some 215 µs a 20 ms frame here
-//! against 300, which is half of a call's CPU. The decoder costs a tenth of
-//! that and stays ropus.
+//! make packets that decode the same way, at about the same quality
+//! (PESQ-WB 4.45 and 4.47 for the test speech at 24 kbit/s, complexity 5).
+//! But the C library is faster: in a call's rhythm (one 20 ms frame of
+//! 16 kHz speech every 20 ms, caches cold) its encoder takes about 215 µs a
+//! frame here against 290 for ropus, and the encoder is half of a call's
+//! CPU. The decoder costs a tenth of that and stays ropus.
 //!
 //! Nothing is linked: the library is opened with `dlopen(3)`, so building
 //! ipphone needs neither libopus nor its headers, and a machine without it

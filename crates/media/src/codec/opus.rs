@@ -5,7 +5,7 @@
 //! bit-exact against the C reference, so the default build needs no C
 //! toolchain, no cmake and no libopus. Its packets and libopus's decode the
 //! same either way. Where the system has libopus, its encoder is used
-//! instead: it costs about a third less CPU ([`super::libopus`]).
+//! instead: it costs about a quarter less CPU ([`super::libopus`]).
 //!
 //! Delay: the encoder looks ahead 2.5 ms plus 4 ms of delay compensation
 //! ([`OpusEncoder::lookahead`]); the decoded audio follows the input by that
