@@ -82,19 +82,19 @@ pub fn version() -> Result<&'static str, String> {
 fn library() -> Result<&'static Library, String> {
     static LIBRARY_ONCE: OnceLock<Result<Library, String>> = OnceLock::new();
     LIBRARY_ONCE
-        .get_or_init(load)
+        .get_or_init(|| load(LIBRARY))
         .as_ref()
         .map_err(Clone::clone)
 }
 
-fn load() -> Result<Library, String> {
-    // SAFETY: `LIBRARY` is a NUL-terminated name. The handle is never
+fn load(library: &CStr) -> Result<Library, String> {
+    // SAFETY: `library` is a NUL-terminated name. The handle is never
     // closed, so the symbols taken from it stay valid for the process.
-    let handle = unsafe { libc::dlopen(LIBRARY.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    let handle = unsafe { libc::dlopen(library.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
     if handle.is_null() {
         return Err(format!(
             "{} is not installed (Debian package libopus0)",
-            LIBRARY.to_string_lossy()
+            library.to_string_lossy()
         ));
     }
     let symbol = |name: &CStr| {
@@ -235,4 +235,47 @@ fn describe(lib: &Library, status: c_int) -> String {
     // SAFETY: opus_strerror returns a static NUL-terminated string for any code.
     let text = unsafe { CStr::from_ptr((lib.strerror)(status)) };
     format!("libopus: {}", text.to_string_lossy())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A machine without the library gets a message that names it (and
+    /// `IPPHONE_OPUS=libopus` is refused with it).
+    #[test]
+    fn a_missing_library_is_an_error_that_names_it() {
+        let error = load(c"libopus-ipphone-test-absent.so.0")
+            .err()
+            .expect("no such library");
+        assert!(
+            error.contains("libopus-ipphone-test-absent.so.0"),
+            "{error}"
+        );
+        assert!(error.contains("libopus0"), "{error}");
+    }
+
+    /// libopus itself (installed by scripts/test) loads, says its version
+    /// and takes the settings a call gives it.
+    #[test]
+    fn libopus_loads_and_takes_a_call_s_settings() {
+        let version = version().expect("scripts/test installs libopus0");
+        assert!(version.starts_with("libopus"), "{version}");
+        let mut encoder = Encoder::new(16_000).expect("an encoder");
+        encoder.set_bitrate(24_000).expect("bitrate");
+        encoder.set_complexity(2).expect("complexity");
+        encoder.set_packet_loss_perc(10).expect("loss");
+        assert_eq!(encoder.complexity(), Ok(2));
+        assert_eq!(encoder.packet_loss_perc(), Ok(10));
+        assert!(encoder.set_complexity(11).is_err(), "libopus refuses 11");
+        // 2.5 ms of lookahead and 4 ms of delay compensation at 16 kHz.
+        assert_eq!(encoder.lookahead(), Ok(104));
+        let mut packet = [0u8; 1_275];
+        assert!(encoder.encode(&[0i16; 320], &mut packet).is_ok());
+        assert!(
+            encoder.encode(&[0i16; 321], &mut packet).is_err(),
+            "not a frame length"
+        );
+        assert!(Encoder::new(44_100).is_err(), "not an Opus rate");
+    }
 }
