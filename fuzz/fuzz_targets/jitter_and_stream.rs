@@ -41,7 +41,14 @@ fuzz_target!(|data: &[u8]| {
         rest = next;
         stream.handle_datagram(now, wall, datagram);
         while let Some(event) = stream.poll_event() {
-            if let StreamEvent::Media { seq, timestamp, payload, redundant, .. } = event {
+            if let StreamEvent::Media {
+                seq,
+                timestamp,
+                payload,
+                redundant,
+                ..
+            } = event
+            {
                 if redundant {
                     let _ = jitter.insert_recovered(seq, timestamp, &payload);
                 } else {
@@ -50,8 +57,12 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         if step % 2 == 0 {
-            if let Playout::Packet { payload, .. } = jitter.pop(now) {
-                assert!(payload.len() <= 1_500);
+            // A pop that `next_ready` promised gives a packet (the call
+            // pulls ahead on that promise).
+            let promised = jitter.next_ready();
+            match jitter.pop(now) {
+                Playout::Packet { payload, .. } => assert!(payload.len() <= 1_500),
+                _ => assert!(!promised, "next_ready promised a packet"),
             }
             jitter.played(960);
         }
