@@ -535,23 +535,19 @@ fn paced_write(out: &mut impl Write, bytes: &[u8], bytes_per_second: u64) {
 }
 
 fn markdown(rows: &[Row]) -> String {
-    let mut s = String::from(
+    // Which Opus encoder ran, in ipphone and in the grid: libopus where the
+    // system has it, else the built-in ropus (see crates/media/src/codec/libopus.rs).
+    let encoder = media::codec::opus::EncoderKind::preferred()
+        .map_or_else(|e| e.to_string(), |kind| kind.describe());
+    let mut s = format!(
         "# ipphone benchmark results\n\n\
          Written by `bench/run` (see bench/README.md). Real processes on loopback, real speech \
          (codec2's speech_orig_16k.wav, LibriVox from pocketsphinx-testdata). Delay is file to \
          file: the lag of the cross-correlation peak between the speech sent and the recording \
          made at the far end, whose clock starts when the call connects. Payload is what the protocol itself carries: TCP payload for the tcp formats, whole RTP packets (RTP header included; no IP/UDP headers) for rtp. CPU is one ipphone process (both directions of its call, WAV pacing and resampling included) as a percentage of one core. For rtp, the answering phone starts its microphone when the caller's first packet arrives, while the caller's recording starts at once: the callee-to-caller figure includes that start-up (about 40 ms), the caller-to-callee figure is the call's delay. Correlation over the whole file drops when the jitter buffer time-stretches (the delay moves by a few ms mid-call); PESQ comes with the RTP bench.\n\n\
+         Opus encoder in this run: {encoder}.\n\n\
          | scenario | direction | protocol | runs | delay ms (mean) | min | max | correlation | payload kbit/s | CPU % |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
-    );
-    // Which Opus encoder ran, in ipphone and in the grid: libopus where the
-    // system has it, else the built-in ropus (see crates/media/src/codec/libopus.rs).
-    let encoder = media::codec::opus::EncoderKind::preferred()
-        .map_or_else(|e| e.to_string(), |kind| kind.describe());
-    s = s.replacen(
-        "\n\n| scenario",
-        &format!("\n\nOpus encoder in this run: {encoder}.\n\n| scenario"),
-        1,
     );
     for r in rows {
         let opt = |v: Option<f64>| v.map_or("-".to_string(), |x| x.to_string());

@@ -12,7 +12,8 @@
 //! Nothing is linked: the library is opened with `dlopen(3)`, so building
 //! ipphone needs neither libopus nor its headers, and a machine without it
 //! runs the built-in encoder. `IPPHONE_OPUS=ropus` asks for the built-in
-//! one anyway, `IPPHONE_OPUS=libopus` for libopus or an error.
+//! one anyway, `IPPHONE_OPUS=libopus` for libopus or an error
+//! ([`super::opus::EncoderKind::preferred`]).
 //!
 //! The few entry points used are declared here, as `opus.h` and
 //! `opus_defines.h` of libopus 1.1 and later have them.
@@ -51,27 +52,6 @@ struct Library {
     ctl: Ctl,
     strerror: StrError,
     version: String,
-}
-
-/// Which encoder to use, from `IPPHONE_OPUS`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Choice {
-    /// libopus when it loads, else ropus (unset, or anything else).
-    Auto,
-    /// `ropus`: the built-in encoder.
-    Builtin,
-    /// `libopus`: libopus, or an error.
-    System,
-}
-
-impl Choice {
-    pub fn from_env() -> Self {
-        match std::env::var("IPPHONE_OPUS").as_deref() {
-            Ok("ropus") => Choice::Builtin,
-            Ok("libopus") => Choice::System,
-            _ => Choice::Auto,
-        }
-    }
 }
 
 /// libopus's version string (`libopus 1.3.1`), or why it is not there.

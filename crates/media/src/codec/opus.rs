@@ -15,7 +15,7 @@
 use ropus::{Application, Bitrate, Channels, DecodeMode, Decoder, Encoder, InbandFec};
 
 use crate::codec::error::CodecError;
-use crate::codec::libopus::{self, Choice};
+use crate::codec::libopus;
 use crate::dsp::vad::{Activity, Vad};
 
 /// Sample rates Opus runs at, in Hz.
@@ -39,13 +39,20 @@ pub enum EncoderKind {
 impl EncoderKind {
     /// libopus where it loads, unless `IPPHONE_OPUS` says otherwise.
     pub fn preferred() -> Result<Self, CodecError> {
-        match Choice::from_env() {
-            Choice::Builtin => Ok(EncoderKind::Builtin),
-            Choice::System => libopus::version()
+        Self::chosen(std::env::var("IPPHONE_OPUS").ok().as_deref())
+    }
+
+    /// The encoder `IPPHONE_OPUS=setting` asks for: `ropus` the built-in
+    /// one, `libopus` libopus or an error; unset or anything else, libopus
+    /// where it loads, else the built-in one.
+    fn chosen(setting: Option<&str>) -> Result<Self, CodecError> {
+        match setting {
+            Some("ropus") => Ok(EncoderKind::Builtin),
+            Some("libopus") => libopus::version()
                 .map(|_| EncoderKind::System)
                 .map_err(|e| setup(format!("IPPHONE_OPUS=libopus: {e}"))),
-            Choice::Auto if libopus::version().is_ok() => Ok(EncoderKind::System),
-            Choice::Auto => Ok(EncoderKind::Builtin),
+            _ if libopus::version().is_ok() => Ok(EncoderKind::System),
+            _ => Ok(EncoderKind::Builtin),
         }
     }
 
@@ -519,6 +526,17 @@ mod tests {
             panic!("{e}: run scripts/test, which installs it");
         }
         [EncoderKind::Builtin, EncoderKind::System]
+    }
+
+    /// `IPPHONE_OPUS` picks the encoder; without it, libopus where it loads.
+    #[test]
+    fn ipphone_opus_chooses_the_encoder() {
+        kinds();
+        let chosen = |setting| EncoderKind::chosen(setting).expect("libopus is installed");
+        assert_eq!(chosen(Some("ropus")), EncoderKind::Builtin);
+        assert_eq!(chosen(Some("libopus")), EncoderKind::System);
+        assert_eq!(chosen(None), EncoderKind::System);
+        assert_eq!(chosen(Some("")), EncoderKind::System);
     }
 
     fn speech(rate: u32) -> Vec<i16> {
